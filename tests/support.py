@@ -48,7 +48,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for_port(port: int, *, host: str = "127.0.0.1", timeout: float = STARTUP_TIMEOUT_S) -> None:
+def wait_for_port(
+    port: int, *, host: str = "127.0.0.1", timeout: float = STARTUP_TIMEOUT_S
+) -> None:
     """Wait until something accepts TCP connections on ``host:port``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
