@@ -61,6 +61,18 @@ class Block:
             continuing = line.endswith("\\")
         return "\n".join(commands)
 
+    @property
+    def output(self) -> list[str]:
+        """Return the sample output lines of a ``console`` block (not the commands)."""
+        lines: list[str] = []
+        continuing = False
+        for line in self.body.splitlines():
+            is_command = continuing or line.startswith("$ ")
+            continuing = is_command and line.endswith("\\")
+            if not is_command:
+                lines.append(line)
+        return lines
+
 
 def doc_files() -> list[Path]:
     """Return README.md and every Markdown file under docs/."""
@@ -101,9 +113,19 @@ def all_blocks() -> list[Block]:
     return [b for path in doc_files() for b in blocks(path)]
 
 
-def doc_command(cmd_id: str) -> str:
-    """Return the script of the block marked ``<!-- cmd: cmd_id -->``."""
+def doc_block(cmd_id: str) -> Block:
+    """Return the block marked ``<!-- cmd: cmd_id -->``."""
     matches = [b for b in all_blocks() if b.cmd_id == cmd_id]
     if len(matches) != 1:
         raise LookupError(f"expected one docs block marked 'cmd: {cmd_id}', found {len(matches)}")
-    return matches[0].script
+    return matches[0]
+
+
+def doc_command(cmd_id: str) -> str:
+    """Return the script of the block marked ``<!-- cmd: cmd_id -->``."""
+    return doc_block(cmd_id).script
+
+
+def doc_output(cmd_id: str) -> list[str]:
+    """Return the sample output shown in the block marked ``<!-- cmd: cmd_id -->``."""
+    return doc_block(cmd_id).output
