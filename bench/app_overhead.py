@@ -1,0 +1,325 @@
+"""What telemetry costs the To-Do app: requests/s and p99 latency, bare vs instrumented.
+
+Method (issue 2, section 7):
+
+* The app runs under gunicorn with one sync worker, the whole server pinned to
+  core 0 (``taskset -c 0``). Debian's ``wrk`` (one thread, a fixed number of
+  connections) runs on core 1, and so does the OTLP sink.
+* Three servers run side by side on the same seeded SQLite database:
+  ``bare`` (no telemetry), ``default`` (the ``opentelemetry-instrument`` agent
+  exporting traces, metrics and logs over OTLP/gRPC with every setting at its
+  default) and ``shipped`` (the agent with the settings we ship,
+  :data:`SHIPPED_ENV`). Both instrumented servers sample 100 % of the traces.
+* Each endpoint is warmed up on each server, then loaded in several rounds; in
+  each round every server gets one wrk run, in an order that rotates from round
+  to round. A ratio is computed per round from runs that were minutes apart at
+  most, and the median over the rounds is reported, which cancels the drift of
+  a shared machine.
+* Each instrumented server exports to its own :mod:`bench.otlp_sink`, which
+  counts what it receives: the result lines say how many spans and log records
+  each request produced, so a configuration that "wins" by dropping telemetry
+  shows up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import secrets
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tests.support import free_port, running, stop, venv_env, wait_for_http, wait_for_port
+
+from bench import wrk
+from bench.common import (
+    LOAD_CPU,
+    ROOT,
+    SERVER_CPU,
+    VENV_BIN,
+    Goal,
+    emit,
+    median,
+    pinned,
+    ratio,
+    rounded,
+)
+
+logger = logging.getLogger(__name__)
+
+#: The endpoints measured: the HTML list page and the JSON list.
+ENDPOINTS = ("/", "/api/tasks")
+#: Tasks in the database: a realistic list, enough for the list query to matter.
+SEED_TASKS = 20
+#: Goals from issue 2: instrumented throughput at least 0.6x bare, p99 at most 2x.
+RPS_RATIO_GOAL = 0.6
+P99_RATIO_GOAL = 2.0
+
+#: Telemetry on, as a user of the agent turns it on: all three signals over OTLP/gRPC.
+AGENT_ENV: Mapping[str, str] = {
+    "OTEL_SERVICE_NAME": "todo",
+    "OTEL_TRACES_EXPORTER": "otlp",
+    "OTEL_METRICS_EXPORTER": "otlp",
+    "OTEL_LOGS_EXPORTER": "otlp",
+    "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+    "OTEL_EXPORTER_OTLP_INSECURE": "true",
+    # 100 % sampling, spelled out: the goal is reached without sampling.
+    "OTEL_TRACES_SAMPLER": "parentbased_always_on",
+}
+
+#: The settings we ship (scripts/run.sh and deploy/ use the same values; see
+#: docs/benchmarks.md for why each one is there).
+SHIPPED_ENV: Mapping[str, str] = {}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How long and how hard to load the servers."""
+
+    #: wrk connections: 2 keep the single sync worker busy (one request in service,
+    #: one waiting) without measuring a long accept queue instead of the app.
+    connections: int = 2
+    warmup_s: float = 3.0
+    round_s: float = 8.0
+    rounds: int = 5
+
+
+FULL = Settings()
+QUICK = Settings(warmup_s=1.0, round_s=2.0, rounds=2)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One way of running the app."""
+
+    name: str
+    agent: bool
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+VARIANTS = (
+    Variant("bare", agent=False),
+    Variant("default", agent=True),
+    Variant("shipped", agent=True, env=SHIPPED_ENV),
+)
+
+
+#: The round number of a warm-up run (kept for the request count, not for the figures).
+WARMUP = -1
+
+
+@dataclass
+class Sample:
+    """One wrk run against one server."""
+
+    variant: str
+    endpoint: str
+    round: int
+    rps: float
+    p99_s: float
+    requests: int
+
+
+def seed_database(url: str, count: int = SEED_TASKS) -> None:
+    """Create the schema and ``count`` tasks through the app's own JSON API."""
+    from todo import create_app  # the bench process itself runs no telemetry
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "TESTING": True})
+    client = app.test_client()
+    for i in range(count):
+        response = client.post("/api/tasks", json={"description": f"Task number {i + 1}"})
+        if response.status_code != 201:
+            raise RuntimeError(f"seeding failed: {response.status_code} {response.get_data()!r}")
+
+
+def gunicorn_args(port: int, *, agent: bool) -> list[str]:
+    """Return the server command: one sync worker on core 0, optionally under the agent."""
+    args = [
+        str(VENV_BIN / "gunicorn"),
+        "--workers",
+        "1",
+        "--worker-class",
+        "sync",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--log-level",
+        "warning",
+        "todo.wsgi:app",
+    ]
+    if agent:
+        args = [str(VENV_BIN / "opentelemetry-instrument"), *args]
+    return pinned(SERVER_CPU, args)
+
+
+@contextlib.contextmanager
+def sink(log: Path) -> Iterator[tuple[int, dict[str, int]]]:
+    """Run an OTLP sink on the load generator's core; yield its port and, after, its counts."""
+    port = free_port()
+    counts: dict[str, int] = {}
+    args = pinned(LOAD_CPU, [str(VENV_BIN / "python"), str(ROOT / "bench" / "otlp_sink.py")])
+    with running([*args, "--port", str(port)], stdout_path=log) as proc:
+        wait_for_port(port)
+        try:
+            yield port, counts
+        finally:
+            stop(proc)
+    lines = [line for line in log.read_text(encoding="utf-8").splitlines() if line.startswith("{")]
+    if lines:
+        counts.update(json.loads(lines[-1]))
+
+
+@contextlib.contextmanager
+def server(variant: Variant, *, db_url: str, sink_port: int | None, log: Path) -> Iterator[str]:
+    """Run the app for ``variant``; yield its base URL."""
+    port = free_port()
+    env = venv_env(DATABASE_URL=db_url, SECRET_KEY=secrets.token_hex(16), PYTHONPATH=str(ROOT))
+    if variant.agent:
+        env.update(AGENT_ENV)
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{sink_port}"
+        env.update(variant.env)
+    with running(gunicorn_args(port, agent=variant.agent), env=env, stdout_path=log) as proc:
+        base = f"http://127.0.0.1:{port}"
+        wait_for_http(f"{base}/healthz")
+        yield base
+        # SIGTERM: gunicorn's graceful stop, so the agent flushes what it holds.
+        stop(proc, sig=15)
+
+
+def _rotation(items: Sequence[Variant], shift: int) -> list[Variant]:
+    shift %= len(items)
+    return [*items[shift:], *items[:shift]]
+
+
+def measure(
+    urls: Mapping[str, str], settings: Settings, variants: Sequence[Variant] = VARIANTS
+) -> list[Sample]:
+    """Warm every server up, then run the rounds; return every sample (warm-ups too)."""
+    samples: list[Sample] = []
+    for endpoint in ENDPOINTS:
+        for variant in variants:
+            result = wrk.run(
+                urls[variant.name] + endpoint,
+                connections=settings.connections,
+                duration_s=settings.warmup_s,
+            )
+            samples.append(
+                Sample(
+                    variant.name,
+                    endpoint,
+                    WARMUP,
+                    result.requests_per_s,
+                    result.p99_s,
+                    result.requests,
+                )
+            )
+        for n in range(settings.rounds):
+            for variant in _rotation(variants, n):
+                result = wrk.run(
+                    urls[variant.name] + endpoint,
+                    connections=settings.connections,
+                    duration_s=settings.round_s,
+                )
+                samples.append(
+                    Sample(
+                        variant.name,
+                        endpoint,
+                        n,
+                        result.requests_per_s,
+                        result.p99_s,
+                        result.requests,
+                    )
+                )
+    return samples
+
+
+def summarise(samples: Sequence[Sample], endpoint: str, variant: str) -> dict[str, Any]:
+    """Return the result line of one instrumented variant on one endpoint.
+
+    The ratios are medians of per-round ratios: each instrumented run is divided
+    by the bare run of the same round.
+    """
+    bare = {s.round: s for s in samples if s.endpoint == endpoint and s.variant == "bare"}
+    mine = {s.round: s for s in samples if s.endpoint == endpoint and s.variant == variant}
+    rounds = sorted((bare.keys() & mine.keys()) - {WARMUP})
+    rps_ratios = [ratio(mine[r].rps, bare[r].rps) for r in rounds]
+    p99_ratios = [ratio(mine[r].p99_s, bare[r].p99_s) for r in rounds]
+    return {
+        "bench": "app_overhead",
+        "endpoint": endpoint,
+        "config": variant,
+        "rps_ratio": rounded(median(rps_ratios)),
+        "p99_ratio": rounded(median(p99_ratios)),
+        "bare_rps": rounded(median([bare[r].rps for r in rounds]), 1),
+        "rps": rounded(median([mine[r].rps for r in rounds]), 1),
+        "bare_p99_ms": rounded(median([bare[r].p99_s * 1e3 for r in rounds]), 2),
+        "p99_ms": rounded(median([mine[r].p99_s * 1e3 for r in rounds]), 2),
+        "rounds": len(rounds),
+    }
+
+
+def run(*, quick: bool) -> list[Goal]:
+    """Run the app-overhead benchmark, print its lines, and return the goal checks."""
+    settings = QUICK if quick else FULL
+    workdir = Path(tempfile.mkdtemp(prefix="bench-app-"))
+    goals: list[Goal] = []
+    try:
+        db_url = f"sqlite:///{workdir / 'todo.db'}"
+        seed_database(db_url)
+        with contextlib.ExitStack() as stack:
+            urls: dict[str, str] = {}
+            counts: dict[str, dict[str, int]] = {}
+            for variant in VARIANTS:
+                sink_port = None
+                if variant.agent:
+                    sink_port, counts[variant.name] = stack.enter_context(
+                        sink(workdir / f"sink-{variant.name}.log")
+                    )
+                urls[variant.name] = stack.enter_context(
+                    server(
+                        variant,
+                        db_url=db_url,
+                        sink_port=sink_port,
+                        log=workdir / f"server-{variant.name}.log",
+                    )
+                )
+            samples = measure(urls, settings)
+            for endpoint in ENDPOINTS:
+                for variant in VARIANTS:
+                    if not variant.agent:
+                        continue
+                    line = summarise(samples, endpoint, variant.name)
+                    emit(line)
+                    if variant.name == "shipped":
+                        label = f"app {endpoint} shipped"
+                        goals.append(
+                            Goal(
+                                f"{label} rps ratio", line["rps_ratio"] or 0, RPS_RATIO_GOAL, "min"
+                            )
+                        )
+                        p99 = line["p99_ratio"] or float("inf")
+                        goals.append(Goal(f"{label} p99 ratio", p99, P99_RATIO_GOAL, "max"))
+        # The servers and sinks have stopped (and flushed) here: report what was exported.
+        requests = {v.name: 0 for v in VARIANTS}
+        for s in samples:
+            requests[s.variant] += s.requests
+        for name, got in counts.items():
+            emit(
+                {
+                    "bench": "app_overhead_export",
+                    "config": name,
+                    "requests": requests[name],
+                    **got,
+                    "spans_per_request": rounded(ratio(got.get("spans", 0), requests[name]), 2),
+                    "logs_per_request": rounded(
+                        ratio(got.get("log_records", 0), requests[name]), 2
+                    ),
+                }
+            )
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return goals
