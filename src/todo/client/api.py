@@ -172,7 +172,8 @@ def expect(response: httpx.Response, status: int) -> Any:
     if isinstance(body, dict) and isinstance(body.get("error"), str):
         message = body["error"]
     elif response.is_error:
-        message = f"{response.reason_phrase} for {response.request.method} {response.url.path}"
+        phrase = httpx.codes.get_reason_phrase(response.status_code) or "Error"
+        message = f"{phrase} for {response.request.method} {response.url}"
     else:
         raise _not_the_api(response, f"HTTP {response.status_code} instead of {status}")
     return _raise_rejected(response, message)
