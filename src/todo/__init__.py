@@ -45,17 +45,21 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     app = Flask(__name__, instance_relative_config=True)
     config.configure(app, test_config)
+    providers = {
+        "tracer_provider": app.config["TELEMETRY_TRACER_PROVIDER"],
+        "meter_provider": app.config["TELEMETRY_METER_PROVIDER"],
+        "logger_provider": app.config["TELEMETRY_LOGGER_PROVIDER"],
+    }
+    if not any(providers.values()):
+        # The SDK from the OTEL_* variables, if they ask for telemetry and
+        # neither the agent nor an earlier app installed one.
+        telemetry.configure_sdk()
     db.init_app(app)
     security.init_app(app)
     errors.init_app(app)
     app.register_blueprint(views.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)
-    # Last, so the schema upgrade at startup is not traced as app activity.
-    telemetry.init_app(
-        app,
-        tracer_provider=app.config["TELEMETRY_TRACER_PROVIDER"],
-        meter_provider=app.config["TELEMETRY_METER_PROVIDER"],
-        logger_provider=app.config["TELEMETRY_LOGGER_PROVIDER"],
-    )
+    # After the schema upgrade (in db.init_app), which is not app activity.
+    telemetry.init_app(app, **providers)
     return app

@@ -18,8 +18,8 @@ Telemetry:
     ``todo.tasks.add``, ``todo.tasks.update``, ``todo.tasks.toggle`` and
     ``todo.tasks.delete`` (``todo.task.id``; toggle and update also
     ``todo.task.done``). An exception ends the span with status ERROR and an
-    ``exception`` event. Adding, changing and deleting a task logs one INFO
-    record.
+    ``exception`` event. Each task added counts 1 on ``todo.tasks.created``.
+    Adding, changing and deleting a task logs one INFO record.
 """
 
 from __future__ import annotations
@@ -28,11 +28,11 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from flask import current_app
 from opentelemetry import trace
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from todo import telemetry
 from todo.db import db
 from todo.models import MAX_DESCRIPTION_LENGTH, Task
 
@@ -119,6 +119,7 @@ def add_task(description: str | None) -> Task:
             db.session.add(task)
             db.session.commit()
         span.set_attribute(ATTR_TASK_ID, task.id)
+        telemetry.instruments().tasks_created.add(1)
         logger.info("added task %d: %r", task.id, task.description)
         return task
 
@@ -200,16 +201,8 @@ def _writing() -> Iterator[None]:
 @contextmanager
 def _span(name: str) -> Iterator[trace.Span]:
     """Run the block in an INTERNAL span ``name`` that records any exception."""
-    with _tracer().start_as_current_span(name, kind=trace.SpanKind.INTERNAL) as span:
+    tracer = telemetry.tracer()
+    with tracer.start_as_current_span(name, kind=trace.SpanKind.INTERNAL) as span:
         yield span
 
 
-def _tracer() -> trace.Tracer:
-    # TODO(telemetry): use the helper of todo.telemetry once it exists.
-    from todo import __version__
-
-    return trace.get_tracer(
-        "todo",
-        __version__,
-        tracer_provider=current_app.config.get("TELEMETRY_TRACER_PROVIDER"),
-    )
