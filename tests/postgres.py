@@ -120,7 +120,10 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
         with running(args, cwd=root, stdout_path=log) as proc:
             cluster = PostgresCluster(port=port, socket_dir=root)
             try:
-                eventually(lambda: proc.poll() is not None or _accepts(cluster), timeout=STARTUP_TIMEOUT_S)
+                eventually(
+                    lambda: proc.poll() is not None or _accepts(cluster),
+                    timeout=STARTUP_TIMEOUT_S,
+                )
             except AssertionError:
                 raise RuntimeError(f"PostgreSQL did not start:\n{log.read_text()}") from None
             if proc.poll() is not None:

@@ -204,5 +204,3 @@ def _span(name: str) -> Iterator[trace.Span]:
     tracer = telemetry.tracer()
     with tracer.start_as_current_span(name, kind=trace.SpanKind.INTERNAL) as span:
         yield span
-
-
