@@ -43,6 +43,8 @@ from bench.common import (
     SERVER_CPU,
     VENV_BIN,
     Goal,
+    children,
+    cpu_seconds,
     emit,
     median,
     pinned,
@@ -123,6 +125,8 @@ class Sample:
     rps: float
     p99_s: float
     requests: int
+    #: CPU time of the worker process (all its threads) per request served.
+    cpu_s_per_request: float
 
 
 def seed_database(url: str, count: int = SEED_TASKS) -> None:
@@ -173,9 +177,18 @@ def sink(log: Path) -> Iterator[tuple[int, dict[str, int]]]:
         counts.update(json.loads(lines[-1]))
 
 
+@dataclass(frozen=True)
+class Server:
+    """A running app server."""
+
+    url: str
+    #: The gunicorn worker, whose CPU time is read around each wrk run.
+    worker_pid: int
+
+
 @contextlib.contextmanager
-def server(variant: Variant, *, db_url: str, sink_port: int | None, log: Path) -> Iterator[str]:
-    """Run the app for ``variant``; yield its base URL."""
+def server(variant: Variant, *, db_url: str, sink_port: int | None, log: Path) -> Iterator[Server]:
+    """Run the app for ``variant``; yield its URL and worker."""
     port = free_port()
     env = venv_env(DATABASE_URL=db_url, SECRET_KEY=secrets.token_hex(16), PYTHONPATH=str(ROOT))
     if variant.agent:
@@ -185,7 +198,10 @@ def server(variant: Variant, *, db_url: str, sink_port: int | None, log: Path) -
     with running(gunicorn_args(port, agent=variant.agent), env=env, stdout_path=log) as proc:
         base = f"http://127.0.0.1:{port}"
         wait_for_http(f"{base}/healthz")
-        yield base
+        workers = children(proc.pid)
+        if len(workers) != 1:
+            raise RuntimeError(f"expected one gunicorn worker, found {workers} (see {log})")
+        yield Server(base, workers[0])
         # SIGTERM: gunicorn's graceful stop, so the agent flushes what it holds.
         stop(proc, sig=15)
 
@@ -195,45 +211,37 @@ def _rotation(items: Sequence[Variant], shift: int) -> list[Variant]:
     return [*items[shift:], *items[:shift]]
 
 
+def load(server: Server, endpoint: str, variant: str, n: int, settings: Settings) -> Sample:
+    """Run wrk once against ``server`` and return the sample."""
+    cpu_before = cpu_seconds(server.worker_pid)
+    result = wrk.run(
+        server.url + endpoint,
+        connections=settings.connections,
+        duration_s=settings.warmup_s if n == WARMUP else settings.round_s,
+    )
+    cpu = cpu_seconds(server.worker_pid) - cpu_before
+    return Sample(
+        variant=variant,
+        endpoint=endpoint,
+        round=n,
+        rps=result.requests_per_s,
+        p99_s=result.p99_s,
+        requests=result.requests,
+        cpu_s_per_request=ratio(cpu, result.requests),
+    )
+
+
 def measure(
-    urls: Mapping[str, str], settings: Settings, variants: Sequence[Variant] = VARIANTS
+    servers: Mapping[str, Server], settings: Settings, variants: Sequence[Variant] = VARIANTS
 ) -> list[Sample]:
     """Warm every server up, then run the rounds; return every sample (warm-ups too)."""
     samples: list[Sample] = []
     for endpoint in ENDPOINTS:
         for variant in variants:
-            result = wrk.run(
-                urls[variant.name] + endpoint,
-                connections=settings.connections,
-                duration_s=settings.warmup_s,
-            )
-            samples.append(
-                Sample(
-                    variant.name,
-                    endpoint,
-                    WARMUP,
-                    result.requests_per_s,
-                    result.p99_s,
-                    result.requests,
-                )
-            )
+            samples.append(load(servers[variant.name], endpoint, variant.name, WARMUP, settings))
         for n in range(settings.rounds):
             for variant in _rotation(variants, n):
-                result = wrk.run(
-                    urls[variant.name] + endpoint,
-                    connections=settings.connections,
-                    duration_s=settings.round_s,
-                )
-                samples.append(
-                    Sample(
-                        variant.name,
-                        endpoint,
-                        n,
-                        result.requests_per_s,
-                        result.p99_s,
-                        result.requests,
-                    )
-                )
+                samples.append(load(servers[variant.name], endpoint, variant.name, n, settings))
     return samples
 
 
@@ -248,6 +256,7 @@ def summarise(samples: Sequence[Sample], endpoint: str, variant: str) -> dict[st
     rounds = sorted((bare.keys() & mine.keys()) - {WARMUP})
     rps_ratios = [ratio(mine[r].rps, bare[r].rps) for r in rounds]
     p99_ratios = [ratio(mine[r].p99_s, bare[r].p99_s) for r in rounds]
+    cpu_ratios = [ratio(mine[r].cpu_s_per_request, bare[r].cpu_s_per_request) for r in rounds]
     return {
         "bench": "app_overhead",
         "endpoint": endpoint,
@@ -258,6 +267,11 @@ def summarise(samples: Sequence[Sample], endpoint: str, variant: str) -> dict[st
         "rps": rounded(median([mine[r].rps for r in rounds]), 1),
         "bare_p99_ms": rounded(median([bare[r].p99_s * 1e3 for r in rounds]), 2),
         "p99_ms": rounded(median([mine[r].p99_s * 1e3 for r in rounds]), 2),
+        "bare_cpu_us_per_request": rounded(
+            median([bare[r].cpu_s_per_request * 1e6 for r in rounds]), 0
+        ),
+        "cpu_us_per_request": rounded(median([mine[r].cpu_s_per_request * 1e6 for r in rounds]), 0),
+        "cpu_ratio": rounded(median(cpu_ratios)),
         "rounds": len(rounds),
     }
 
@@ -271,7 +285,7 @@ def run(*, quick: bool) -> list[Goal]:
         db_url = f"sqlite:///{workdir / 'todo.db'}"
         seed_database(db_url)
         with contextlib.ExitStack() as stack:
-            urls: dict[str, str] = {}
+            servers: dict[str, Server] = {}
             counts: dict[str, dict[str, int]] = {}
             for variant in VARIANTS:
                 sink_port = None
@@ -279,7 +293,7 @@ def run(*, quick: bool) -> list[Goal]:
                     sink_port, counts[variant.name] = stack.enter_context(
                         sink(workdir / f"sink-{variant.name}.log")
                     )
-                urls[variant.name] = stack.enter_context(
+                servers[variant.name] = stack.enter_context(
                     server(
                         variant,
                         db_url=db_url,
@@ -287,7 +301,7 @@ def run(*, quick: bool) -> list[Goal]:
                         log=workdir / f"server-{variant.name}.log",
                     )
                 )
-            samples = measure(urls, settings)
+            samples = measure(servers, settings)
             for endpoint in ENDPOINTS:
                 for variant in VARIANTS:
                     if not variant.agent:

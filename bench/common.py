@@ -13,6 +13,7 @@ import math
 import os
 import shutil
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,6 +118,52 @@ def pinned(cpu: str, args: Sequence[str]) -> list[str]:
     return [taskset, "-c", cpu, *args]
 
 
+#: Clock ticks per second of /proc/<pid>/stat's CPU times.
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def cpu_seconds(pid: int) -> float:
+    """Return the CPU time (user + system, all threads) process ``pid`` has used so far."""
+    stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
+    # The command name (field 2) may hold spaces; the fields after it are plain numbers.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    utime, stime = int(fields[11]), int(fields[12])
+    return (utime + stime) / _CLOCK_TICKS
+
+
+def children(pid: int) -> list[int]:
+    """Return the ids of the processes whose parent is ``pid``."""
+    found: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text(encoding="ascii")
+        except OSError:
+            continue
+        if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def busy_cpu_fraction(interval_s: float = 1.0) -> float:
+    """Return how busy the machine's CPUs were over ``interval_s`` (0..1), from /proc/stat.
+
+    Taken before a run: other work on a shared machine makes the figures noisy,
+    and the result lines say how busy it was.
+    """
+
+    def sample() -> tuple[int, int]:
+        values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = values[3] + values[4]  # idle + iowait
+        return sum(values), idle
+
+    total0, idle0 = sample()
+    time.sleep(interval_s)
+    total1, idle1 = sample()
+    return 1 - (idle1 - idle0) / max(1, total1 - total0)
+
+
 def machine() -> dict[str, Any]:
     """Describe the machine the figures come from (cores, CPU model, memory, Python)."""
     model = "unknown"
@@ -138,4 +185,5 @@ def machine() -> dict[str, Any]:
         "cpu": model,
         "mem_gib": rounded(mem_gib, 1),
         "python": sys.version.split()[0],
+        "busy_cpu_before_pct": rounded(busy_cpu_fraction() * 100, 1),
     }

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import RESULTS, ROOT, Goal, emit, machine
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("bench.run")
 
 #: Benchmark name -> module; each module has ``run(*, quick: bool) -> list[Goal]``.
 BENCHMARKS = {
@@ -53,7 +53,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--check", action="store_true", help="exit 3 when a goal is not met")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="bench: %(message)s")
+    # Only our own progress lines: the app seeded in-process logs at INFO too.
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("bench: %(message)s"))
+    bench_logger = logging.getLogger("bench")
+    bench_logger.addHandler(handler)
+    bench_logger.setLevel(logging.INFO)
     os.chdir(ROOT)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "last-run.jsonl").unlink(missing_ok=True)
