@@ -135,8 +135,11 @@ def trace_to_json(spans: Sequence[Span]) -> JSON:
     processes: dict[str, JSON] = {}
     process_ids: dict[str, str] = {}
     out_spans = []
+    keys: dict[int, str] = {}  # the store shares Resource objects: key each one once
     for span in ordered:
-        key = _process_key(span)
+        key = keys.get(id(span.resource))
+        if key is None:
+            key = keys[id(span.resource)] = _process_key(span)
         pid = process_ids.get(key)
         if pid is None:
             pid = process_ids[key] = f"p{len(process_ids) + 1}"

@@ -85,6 +85,8 @@ MAX_INDENT = 24
 def format_duration(nanos: float) -> str:
     """Return a duration as Jaeger shows it: ``850μs``, ``1.24ms``, ``2.5s``, ``1m 3s``."""
     n = float(nanos)
+    if n == 0:
+        return "0"
     if n < 1_000:
         return f"{n:.0f}ns"
     if n < 1_000_000:
@@ -120,6 +122,11 @@ def attr_text(value: AttrValue) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+def short_id(trace_id: str) -> str:
+    """Return the first 7 digits of a trace id, as Jaeger shows it (skipping 64-bit padding)."""
+    return (trace_id[16:] if trace_id.startswith("0" * 16) else trace_id)[:7]
+
+
 def service_colour(service: str) -> str:
     """Return the CSS class of a service's colour, stable across pages."""
     return f"svc-{zlib.crc32(service.encode()) % SERVICE_COLOURS}"
@@ -140,6 +147,7 @@ def register_template_helpers(app: Flask) -> None:
     """Make the formatting helpers available in templates."""
     app.jinja_env.filters.update(
         duration=format_duration,
+        short_id=short_id,
         time=format_time,
         iso=iso_time,
         attr=attr_text,
