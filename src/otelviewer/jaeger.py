@@ -47,8 +47,15 @@ def micros(unix_nano: int) -> int:
     return unix_nano // 1000
 
 
+_SCALAR_TYPES = {str: "string", bool: "bool", int: "int64", float: "float64"}
+
+
 def tag(key: str, value: AttrValue) -> JSON:
     """Return one typed Jaeger tag for an attribute value."""
+    # Exact type lookup first: this runs for every attribute of every span returned.
+    kind = _SCALAR_TYPES.get(type(value))
+    if kind is not None:
+        return {"key": key, "type": kind, "value": value}
     if isinstance(value, bool):
         return {"key": key, "type": "bool", "value": value}
     if isinstance(value, int):

@@ -69,7 +69,10 @@ TRACE_NOT_FOUND = "trace not found"
 
 def _json(body: dict[str, Any], status: int = 200) -> Response:
     pretty = request.args.get("prettyPrint", "") not in ("", "false")
-    text = json.dumps(body, indent=4 if pretty else None, ensure_ascii=False)
+    if pretty:
+        text = json.dumps(body, indent=4, ensure_ascii=False)
+    else:
+        text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
     return current_app.response_class(text, status=status, mimetype="application/json")
 
 
