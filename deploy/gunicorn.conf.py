@@ -113,6 +113,11 @@ timeout = 30
 #: ends well inside it.
 graceful_timeout = 30
 proc_name = "todo"
+#: No control socket (gunicorn 25+'s ``gunicornc`` interface). Its default path is
+#: one per user (~/.gunicorn/gunicorn.ctl), so two servers on one machine (tests,
+#: the benchmark, a second app) would fight over it, and the image's user has no
+#: writable home. Signals (TERM, HUP, TTIN/TTOU) manage the master instead.
+control_socket_disable = True
 #: The app's requests are traced; an access log line per request adds nothing
 #: but volume. Use --access-logfile - to see them anyway.
 accesslog = None
