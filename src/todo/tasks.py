@@ -25,6 +25,7 @@ Telemetry:
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -37,6 +38,10 @@ from todo.db import db
 from todo.models import MAX_DESCRIPTION_LENGTH, Task
 
 logger = logging.getLogger(__name__)
+
+#: Characters a description may not contain: the C0 controls (line breaks,
+#: tabs, NUL...) and DEL.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 
 #: Span attribute: the id of the task an operation works on.
 ATTR_TASK_ID = "todo.task.id"
@@ -66,14 +71,18 @@ def validate_description(description: str | None) -> str:
     """Return ``description`` without surrounding whitespace, if it is acceptable.
 
     Raises:
-        InvalidDescription: it is missing, blank, or longer than
-            :data:`~todo.models.MAX_DESCRIPTION_LENGTH` characters.
+        InvalidDescription: it is missing, blank, longer than
+            :data:`~todo.models.MAX_DESCRIPTION_LENGTH` characters, or holds
+            control characters (it is one line of text).
     """
     if description is None:
         raise InvalidDescription("A description is required.")
     cleaned = description.strip()
     if not cleaned:
         raise InvalidDescription("Describe the task: the description cannot be empty.")
+    if CONTROL_CHARACTERS.search(cleaned):
+        # One line of text; PostgreSQL cannot even store NUL.
+        raise InvalidDescription("The description must be one line, without control characters.")
     if len(cleaned) > MAX_DESCRIPTION_LENGTH:
         raise InvalidDescription(
             f"The description is too long: at most {MAX_DESCRIPTION_LENGTH} characters,"

@@ -25,6 +25,7 @@ Rows = Callable[[], int]
 TOO_LONG = "x" * 257
 EMPTY_MESSAGE = "Describe the task: the description cannot be empty."
 TOO_LONG_MESSAGE = "The description is too long: at most 256 characters, this one has 257."
+CONTROL_MESSAGE = "The description must be one line, without control characters."
 MISSING_MESSAGE = "A description is required."
 NOT_FOUND_MESSAGE = "There is no task 999; it may have been deleted."
 CSRF_MESSAGE = "The form expired or was not sent from this site; reload the page and try again."
@@ -54,6 +55,7 @@ PAGE_DESCRIPTION_CASES = [
     pytest.param({"description": "  \t \n "}, EMPTY_MESSAGE, id="whitespace"),
     pytest.param({"description": TOO_LONG}, TOO_LONG_MESSAGE, id="too-long"),
     pytest.param({}, MISSING_MESSAGE, id="missing-field"),
+    pytest.param({"description": "nul\x00byte"}, CONTROL_MESSAGE, id="nul-byte"),
 ]
 
 
@@ -69,7 +71,7 @@ def test_add_page_bad_description(
     # and what was typed is kept.
     assert f'<p id="description-error" class="field-error" role="alert">{message}</p>' in page
     assert 'aria-describedby="description-error"' in page
-    if form.get("description"):
+    if form.get("description") and "\x00" not in form["description"]:
         assert f'value="{html.escape(form["description"])}"' in page
     # The list is still shown under the form.
     assert existing["description"] in page
@@ -176,6 +178,8 @@ API_CASES = [
     pytest.param("POST", "/api/tasks", {"description": ""}, EMPTY_MESSAGE, id="empty"),
     pytest.param("POST", "/api/tasks", {"description": " \t "}, EMPTY_MESSAGE, id="whitespace"),
     pytest.param("POST", "/api/tasks", {"description": TOO_LONG}, TOO_LONG_MESSAGE, id="too-long"),
+    pytest.param("POST", "/api/tasks", {"description": "a\x00b"}, CONTROL_MESSAGE, id="nul-byte"),
+    pytest.param("POST", "/api/tasks", {"description": "a\nb"}, CONTROL_MESSAGE, id="newline"),
     pytest.param(
         "POST", "/api/tasks", {}, 'The field "description" is required.', id="missing-field"
     ),
@@ -337,6 +341,50 @@ def test_unexpected_exception_is_generic_500(
 
     assert client.get("/healthz").get_json() == {"status": "ok"}
     assert client.get("/").status_code == 200
+
+
+REFUSE_SQL = {
+    # The database refuses one description, as a constraint or a failing disk
+    # would, after the app has validated it and started writing.
+    "sqlite": [
+        "CREATE TRIGGER refuse_insert BEFORE INSERT ON tasks WHEN NEW.description = 'refused' "
+        "BEGIN SELECT RAISE(ABORT, 'refused'); END",
+        "CREATE TRIGGER refuse_update BEFORE UPDATE ON tasks WHEN NEW.description = 'refused' "
+        "BEGIN SELECT RAISE(ABORT, 'refused'); END",
+    ],
+    "postgresql": ["ALTER TABLE tasks ADD CONSTRAINT refuse CHECK (description <> 'refused')"],
+}
+
+
+@on_all_databases
+def test_write_refused_by_the_database_leaves_nothing_behind(
+    client: FlaskClient, db_url: str, rows: Rows
+) -> None:
+    task = seed(client)
+    engine = sqlalchemy.create_engine(db_url, poolclass=sqlalchemy.pool.NullPool)
+    with engine.begin() as conn:
+        for statement in REFUSE_SQL[engine.dialect.name]:
+            conn.execute(sqlalchemy.text(statement))
+    engine.dispose()
+
+    refused = [
+        ("POST", "/add", {"data": {"description": "refused"}}),
+        ("POST", "/api/tasks", {"json": {"description": "refused"}}),
+        # Both changes or neither: done must not flip when the description fails.
+        ("PATCH", f"/api/tasks/{task['id']}", {"json": {"description": "refused", "done": True}}),
+    ]
+    for method, path, kwargs in refused:
+        response = client.open(path, method=method, **kwargs)
+        assert response.status_code == 500, (method, path)
+        assert SERVER_ERROR_MESSAGE in response.get_data(as_text=True)
+        assert_no_stack_trace(response.get_data(as_text=True))
+        assert rows() == 1
+        assert client.get(f"/api/tasks/{task['id']}").get_json() == task
+
+    # The session was rolled back: the next writes of the same client work.
+    assert client.post("/api/tasks", json={"description": "accepted"}).status_code == 201
+    assert client.patch(f"/api/tasks/{task['id']}", json={"done": True}).status_code == 200
+    assert rows() == 2
 
 
 @on_all_databases
