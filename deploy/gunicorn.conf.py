@@ -28,8 +28,10 @@ Telemetry and fork safety:
     OpenTelemetry SDK must be set up *after* the fork, in each worker
     (``post_fork``), never in the master:
 
-    * the SDK's export machinery (background threads, gRPC channels) does not
-      survive ``fork()``: a channel opened in the master is unusable in a child;
+    * the export machinery does not survive ``fork()`` intact: threads are not
+      copied into the child (the SDK restarts its own batch threads there), and
+      a gRPC channel opened in the master must not be used by its children
+      (gRPC's fork support is off by default: exports would hang or fail);
     * each worker needs its own ``service.instance.id``. Workers are separate
       processes with separate counters; under one shared identity their
       cumulative metrics would overwrite each other in the backend. With one id
