@@ -292,3 +292,26 @@ def test_static_assets_are_served(client: FlaskClient) -> None:
         response = client.get(f"/static/{name}")
         assert (response.status_code, response.mimetype) == (200, mimetype)
         response.close()
+
+
+def test_a_huge_trace_is_drawn_up_to_the_limit(
+    client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("otelviewer.web.ui.MAX_WATERFALL_SPANS", 2)
+    p = page(client, f"/trace/{d.ADD_TRACE}")
+    rows = [a for t, a in p.tags if t == "div" and "wf-item" in (a.get("class") or "")]
+    assert len(rows) == 2
+    assert "1 more spans are not drawn" in p.all_text()
+
+
+def test_a_closed_store_answers_503_with_retry_after(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "closed.db", retention_interval_s=0)
+    store.close()
+    closed = create_app(store).test_client()
+    response = closed.get("/api/services")
+    assert (response.status_code, response.headers["Retry-After"]) == (503, "1")
+    assert response.get_json()["errors"][0]["code"] == 503
+    html = closed.get("/search")
+    assert html.status_code == 503
+    assert "try again in a moment" in html.get_data(as_text=True)
+    assert "Traceback" not in html.get_data(as_text=True)

@@ -32,10 +32,10 @@ from werkzeug.exceptions import HTTPException
 
 from otelviewer import __version__
 from otelviewer.query import QueryService
-from otelviewer.store.contract import Reader
-from otelviewer.web.api import api, envelope_error
+from otelviewer.store.contract import Reader, StoreUnavailable
+from otelviewer.web import api, ui
+from otelviewer.web.api import envelope_error
 from otelviewer.web.context import EXTENSION_KEY
-from otelviewer.web.ui import register_template_helpers, ui
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +68,21 @@ def _handle_http_error(error: HTTPException) -> tuple[Response | str, int]:
     return render_template("error.html", code=code, title=error.name, message=message), code
 
 
+#: What a client waits before asking again when the store is busy or closed.
+RETRY_AFTER_S = 1
+
+
+def _handle_unavailable(error: StoreUnavailable) -> tuple[Response | str, int, dict[str, str]]:
+    """Answer 503 with Retry-After when the store cannot answer now."""
+    logger.warning("store unavailable serving %s: %s", request.path, error)
+    message = "The telemetry store is busy or closed; try again in a moment."
+    headers = {"Retry-After": str(RETRY_AFTER_S)}
+    if _wants_json():
+        return envelope_error(503, message), 503, headers
+    page = render_template("error.html", code=503, title="Service Unavailable", message=message)
+    return page, 503, headers
+
+
 def _handle_unexpected(error: Exception) -> tuple[Response | str, int]:
     """Log an unexpected failure; answer 500 without a stack trace."""
     logger.exception("unexpected error serving %s %s", request.method, request.path)
@@ -89,11 +104,12 @@ def create_app(reader: Reader) -> Flask:
     app.config["JSON_SORT_KEYS"] = False
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions[EXTENSION_KEY] = QueryService(reader)
-    app.register_blueprint(api)
-    app.register_blueprint(ui)
-    register_template_helpers(app)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(ui.bp)
+    ui.register_template_helpers(app)
     app.jinja_env.globals["otelviewer_version"] = __version__
     app.after_request(_security_headers)
     app.register_error_handler(HTTPException, _handle_http_error)
+    app.register_error_handler(StoreUnavailable, _handle_unavailable)
     app.register_error_handler(Exception, _handle_unexpected)
     return app

@@ -62,7 +62,7 @@ from otelviewer.web.context import query_service
 
 logger = logging.getLogger(__name__)
 
-api = Blueprint("api", __name__, url_prefix="/api")
+bp = Blueprint("api", __name__, url_prefix="/api")
 
 TRACE_NOT_FOUND = "trace not found"
 
@@ -103,7 +103,7 @@ def envelope_error(code: int, message: str) -> Response:
     return _json(body, code)
 
 
-@api.errorhandler(QueryError)
+@bp.errorhandler(QueryError)
 def _bad_request(error: QueryError) -> Response:
     return envelope_error(400, str(error))
 
@@ -112,20 +112,20 @@ def _args() -> dict[str, list[str]]:
     return request.args.to_dict(flat=False)
 
 
-@api.get("/services")
+@bp.get("/services")
 def services() -> Response:
     """List every service seen."""
     return envelope(query_service().services())
 
 
-@api.get("/services/<path:service>/operations")
+@bp.get("/services/<path:service>/operations")
 def service_operations(service: str) -> Response:
     """List the span names of one service (Jaeger's legacy endpoint)."""
     names = sorted({op.name for op in query_service().operations(service)})
     return envelope(names)
 
 
-@api.get("/operations")
+@bp.get("/operations")
 def operations() -> Response:
     """List ``{"name", "spanKind"}`` of one service, of one kind if ``spanKind`` is given."""
     service = request.args.get("service", "").strip()
@@ -136,7 +136,7 @@ def operations() -> Response:
     return envelope([jaeger.operation_to_json(op) for op in ops])
 
 
-@api.get("/traces")
+@bp.get("/traces")
 def search_traces() -> Response:
     """Search traces (or fetch the ``traceID`` ones), newest first."""
     search = parse_trace_search(_args())
@@ -153,7 +153,7 @@ def search_traces() -> Response:
     return envelope(data, limit=0 if search.trace_ids else search.params.limit, errors=errors)
 
 
-@api.get("/traces/<trace_id>")
+@bp.get("/traces/<trace_id>")
 def get_trace(trace_id: str) -> Response:
     """Return one trace as ``data: [trace]``; 404 when it is not stored."""
     spans = query_service().get_trace(normalize_trace_id(trace_id))
@@ -162,7 +162,7 @@ def get_trace(trace_id: str) -> Response:
     return envelope([jaeger.trace_to_json(spans)])
 
 
-@api.get("/dependencies")
+@bp.get("/dependencies")
 def dependencies() -> Response:
     """Return service-to-service call counts in ``[endTs - lookback, endTs]``."""
     end, lookback = parse_dependencies(_args())
@@ -173,7 +173,7 @@ def dependencies() -> Response:
     return envelope([jaeger.dependency_to_json(link) for link in links])
 
 
-@api.get("/v1/logs")
+@bp.get("/v1/logs")
 def logs() -> Response:
     """Search log records, newest first."""
     params = parse_log_query(_args())
@@ -181,14 +181,14 @@ def logs() -> Response:
     return envelope([jaeger.log_to_json(r) for r in records], limit=params.limit)
 
 
-@api.get("/v1/metrics")
+@bp.get("/v1/metrics")
 def metrics() -> Response:
     """List every metric seen."""
     names = query_service().metric_names()
     return envelope([jaeger.metric_descriptor_to_json(m) for m in names])
 
 
-@api.get("/v1/metrics/<path:name>/series")
+@bp.get("/v1/metrics/<path:name>/series")
 def metric_series(name: str) -> Response:
     """Return one metric's points, grouped into series."""
     params = parse_metric_query(name, _args())

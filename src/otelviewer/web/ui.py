@@ -51,7 +51,7 @@ from otelviewer.web.context import query_service
 
 logger = logging.getLogger(__name__)
 
-ui = Blueprint("ui", __name__)
+bp = Blueprint("ui", __name__)
 
 #: The lookbacks the search form offers (Jaeger UI's list, plus short ones for a laptop).
 LOOKBACKS = (
@@ -77,6 +77,9 @@ MAX_CHART_DOTS = 200
 SERVICE_COLOURS = 10
 #: Indentation classes in the CSS go this deep; deeper spans share the last one.
 MAX_INDENT = 24
+#: The trace page draws at most this many spans: a browser stays responsive with a
+#: few thousand rows (each with its detail); the JSON link has the whole trace.
+MAX_WATERFALL_SPANS = 3000
 
 
 # --------------------------------------------------------------------------- formatting
@@ -172,8 +175,8 @@ def _trace_href(trace_id: str) -> str:
     return url_for("ui.trace", trace_id=trace_id)
 
 
-@ui.get("/")
-@ui.get("/search")
+@bp.get("/")
+@bp.get("/search")
 def search() -> tuple[str, int]:
     """Search traces and show the scatter plot and the list."""
     service = query_service()
@@ -226,10 +229,18 @@ def _span_context(spans: list[Span]) -> dict[str, Any]:
     start = waterfall.summary.start_unix_nano
     ticks = [(pct, format_duration(waterfall.summary.duration_nanos * pct / 100)) for pct in
              (0, 25, 50, 75, 100)]  # fmt: skip
-    return {"waterfall": waterfall, "trace_start": start, "ruler": ticks}
+    rows = waterfall.rows[:MAX_WATERFALL_SPANS]
+    hidden = len(waterfall.rows) - len(rows)
+    return {
+        "waterfall": waterfall,
+        "rows": rows,
+        "hidden_spans": hidden,
+        "trace_start": start,
+        "ruler": ticks,
+    }
 
 
-@ui.get("/trace/<trace_id>")
+@bp.get("/trace/<trace_id>")
 def trace(trace_id: str) -> str:
     """Show one trace: waterfall, span details, logs."""
     try:
@@ -245,7 +256,7 @@ def trace(trace_id: str) -> str:
     return render_template("trace.html", trace_id=tid, logs=logs, **_span_context(spans))
 
 
-@ui.get("/jump")
+@bp.get("/jump")
 def jump() -> Response:
     """Open the trace whose id was typed in the top bar."""
     text = request.args.get("traceID", "").strip()
@@ -258,7 +269,7 @@ def jump() -> Response:
     return redirect(url_for("ui.trace", trace_id=tid))
 
 
-@ui.get("/logs")
+@bp.get("/logs")
 def logs() -> tuple[str, int]:
     """Search log records."""
     service = query_service()
@@ -283,7 +294,7 @@ def logs() -> tuple[str, int]:
     ), status
 
 
-@ui.get("/metrics")
+@bp.get("/metrics")
 def metrics() -> tuple[str, int]:
     """Chart one series of one metric."""
     service = query_service()
