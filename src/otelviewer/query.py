@@ -73,6 +73,9 @@ MAX_LOG_LIMIT = 1000
 #: The most points one metric request reads: enough for a day of 10-second
 #: exports of a few dozen series, small enough to chart in one SVG.
 MAX_METRIC_POINTS = 20_000
+#: Times and durations are stored as signed 64-bit nanoseconds (SQLite INTEGER):
+#: anything past this cannot be compared with them.
+MAX_NANOS = 2**63 - 1
 #: The longest tag key or value we accept in a search (Jaeger has no limit;
 #: ours keeps a typo'd paste of a whole log line from reaching the store).
 MAX_TAG_TEXT = 1024
@@ -156,6 +159,8 @@ def _parse_units(text: str, units: Mapping[str, int], param: str, example: str) 
         pos = match.end()
     if not s:
         raise QueryError(param, f"unable to parse param '{param}': empty duration")
+    if total > MAX_NANOS:
+        raise QueryError(param, f"invalid param '{param}': {text!r} is too long")
     return int(total)
 
 
@@ -356,9 +361,17 @@ class TraceSearch:
     trace_ids: tuple[str, ...] = ()
 
 
+def _scaled(text: str, param: str, unit_nanos: int, *, minimum: int | None = None) -> int:
+    """Parse a whole number of ``unit_nanos`` into nanoseconds that fit in 64 bits."""
+    nanos = _parse_int(text, param, minimum=minimum) * unit_nanos
+    if abs(nanos) > MAX_NANOS:
+        raise QueryError(param, f"invalid param '{param}': {text} is out of range")
+    return nanos
+
+
 def _micros_param(args: Args, name: str) -> int | None:
     text = _first(args, name)
-    return None if not text else _parse_int(text, name) * 1000
+    return None if not text else _scaled(text, name, 1000)
 
 
 def parse_trace_search(
@@ -436,11 +449,11 @@ def parse_dependencies(args: Args, *, now_unix_nano: int | None = None) -> tuple
     """
     now = time.time_ns() if now_unix_nano is None else now_unix_nano
     end_text, lookback_text = _first(args, "endTs"), _first(args, "lookback")
-    end = now if not end_text else _parse_int(end_text, "endTs", minimum=0) * 1_000_000
+    end = now if not end_text else _scaled(end_text, "endTs", 1_000_000, minimum=0)
     lookback = (
         DEFAULT_DEPENDENCY_LOOKBACK_NANOS
         if not lookback_text
-        else _parse_int(lookback_text, "lookback", minimum=1) * 1_000_000
+        else _scaled(lookback_text, "lookback", 1_000_000, minimum=1)
     )
     return end, lookback
 

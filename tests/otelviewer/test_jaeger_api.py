@@ -247,6 +247,8 @@ def test_search_by_trace_ids_reports_the_missing_ones(client: FlaskClient) -> No
         ({"service": "todo", "start": "yesterday"}, "unable to parse param 'start'"),
         ({"service": "todo", "end": "1.5"}, "unable to parse param 'end'"),
         ({"service": "todo", "start": "20", "end": "10"}, "'start' is after 'end'"),
+        ({"service": "todo", "end": "1" + "0" * 20}, "invalid param 'end'"),
+        ({"service": "todo", "minDuration": "9999999999h"}, "invalid param 'minDuration'"),
         ({"service": "todo", "lookback": "forever"}, "unable to parse param 'lookback'"),
         ({"service": "todo", "tags": "{not json"}, "malformed 'tags' parameter"),
         ({"service": "todo", "tags": '["a"]'}, "malformed 'tags' parameter"),
