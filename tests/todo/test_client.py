@@ -9,6 +9,7 @@ not through the app, so "it was written" means it is on disk.
 from __future__ import annotations
 
 import re
+import shlex
 import signal
 import sqlite3
 import subprocess
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from flask import Flask
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -28,7 +30,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from tests.support import eventually, free_port, running, stop, venv_env
 from todo import create_app
-from todo.client import main
+from todo.client import main, traffic
 from todo.client.api import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -36,6 +38,9 @@ from todo.client.api import (
     EXIT_UNREACHABLE,
     EXIT_USAGE,
     SERVICE_NAME,
+    Task,
+    format_table,
+    printable,
 )
 from todo.client.traffic import MAX_DESCRIPTION_LENGTH, MAX_OWNED_TASKS
 from todo.models import MAX_DESCRIPTION_LENGTH as APP_MAX_DESCRIPTION_LENGTH
@@ -52,6 +57,7 @@ class App:
     url: str
     db: Path
     spans: InMemorySpanExporter
+    flask_app: Flask
 
     def rows(self) -> dict[int, tuple[str, bool]]:
         """Return the tasks on disk: id -> (description, done)."""
@@ -69,6 +75,24 @@ def _provider(service_name: str) -> tuple[TracerProvider, InMemorySpanExporter]:
     return provider, exporter
 
 
+class Server:
+    """A werkzeug server for a WSGI app on a free loopback port, in a thread."""
+
+    def __init__(self, wsgi_app: Flask) -> None:
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self._server: BaseWSGIServer = make_server("127.0.0.1", port, wsgi_app, threaded=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop serving and close the listening socket (idempotent)."""
+        if self._thread.is_alive():
+            self._server.shutdown()
+            self._thread.join(timeout=10)
+            self._server.server_close()
+
+
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
     """Serve the real app on a free loopback port from a thread."""
@@ -81,16 +105,11 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
             "TELEMETRY_TRACER_PROVIDER": provider,
         }
     )
-    port = free_port()
-    server: BaseWSGIServer = make_server("127.0.0.1", port, flask_app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="todo-app", daemon=True)
-    thread.start()
+    server = Server(flask_app)
     try:
-        yield App(f"http://127.0.0.1:{port}", db, exporter)
+        yield App(server.url, db, exporter, flask_app)
     finally:
-        server.shutdown()
-        thread.join(timeout=10)
-        server.server_close()
+        server.stop()
         provider.shutdown()
 
 
@@ -175,15 +194,11 @@ def test_add_list_done_undone_delete(cli: Any, app: App) -> None:
     assert dog in app.rows()
 
 
-def test_control_characters_are_escaped_in_the_list(cli: Any, app: App) -> None:
-    code, out, _ = cli("add", "Ring \x1b[31mred\x1b[0m bell")
-    assert code == EXIT_OK
-    task_id = int(re.findall(r"Added task (\d+)", out)[0])
-    assert app.rows()[task_id][0] == "Ring \x1b[31mred\x1b[0m bell"
-    assert "Ring \\x1b[31mred\\x1b[0m bell" in out
-    _, listing, _ = cli("list")
-    assert "\x1b" not in listing
-    assert "Ring \\x1b[31mred\\x1b[0m bell" in listing
+def test_control_characters_never_reach_the_terminal() -> None:
+    # The app refuses them (400), but the client does not trust any server's text.
+    task = Task(id=7, description="Ring \x1b[31mred\x1b[0m bell\n", done=False, created_at="")
+    assert format_table([task]).splitlines()[1] == " 7  [ ]   Ring \\x1b[31mred\\x1b[0m bell\\n"
+    assert printable("Café ✓") == "Café ✓"
 
 
 @pytest.mark.parametrize("command", ["done", "undone", "delete"])
@@ -198,7 +213,7 @@ def test_unknown_id_is_a_404_with_the_apps_message(cli: Any, app: App, command: 
     assert app.rows() == before
 
 
-@pytest.mark.parametrize("description", ["", "   ", "x" * 257])
+@pytest.mark.parametrize("description", ["", "   ", "x" * 257, "Ring \x1b[31mred\x1b[0m bell"])
 def test_invalid_description_is_a_400_and_writes_nothing(
     cli: Any, app: App, description: str
 ) -> None:
@@ -328,15 +343,100 @@ def test_traffic_sends_a_mix_and_prints_it(
     assert all(s.parent is not None and s.parent.span_id in by_id for s in http)
 
 
+def test_traffic_against_a_server_that_is_down(cli: Any) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    code, out, err = cli("traffic", "--rate", "50", "--duration", "600", url=url)
+    assert code == EXIT_UNREACHABLE
+    assert err == f"todo-client: error: cannot reach {url}: connection refused\n"
+    assert _summary(out) == (0, {"total": 0})
+
+
+def _answered(span: ReadableSpan) -> bool:
+    attributes = span.attributes or {}
+    return "http.status_code" in attributes or "http.response.status_code" in attributes
+
+
+def _outage(
+    app: App, exporter: InMemorySpanExporter, *, then_interrupt: bool
+) -> tuple[str, threading.Thread]:
+    """Serve the app on a second server, and stop that server in the middle of a run.
+
+    A thread waits until the client has had answers, stops the server, waits until
+    requests have failed, and then (if asked) interrupts the run as Ctrl+C would.
+    """
+    server = Server(app.flask_app)
+
+    def http_spans() -> list[ReadableSpan]:
+        return [s for s in exporter.get_finished_spans() if s.kind is SpanKind.CLIENT]
+
+    def break_it() -> None:
+        eventually(lambda: sum(map(_answered, http_spans())) >= 5)
+        server.stop()
+        if then_interrupt:
+            eventually(lambda: sum(not _answered(s) for s in http_spans()) >= 3)
+            signal.raise_signal(signal.SIGINT)
+
+    thread = threading.Thread(target=break_it, daemon=True)
+    thread.start()
+    return server.url, thread
+
+
+def test_traffic_rides_out_an_outage(
+    cli: Any, app: App, client_tracing: tuple[TracerProvider, InMemorySpanExporter]
+) -> None:
+    url, breaker = _outage(app, client_tracing[1], then_interrupt=True)
+    code, out, err = cli("traffic", "--rate", "50", "--duration", "600", url=url)
+    breaker.join(timeout=10)
+    assert (code, err) == (EXIT_INTERRUPTED, "")
+    sent, rows = _summary(out)
+    failed = re.search(r"^\s*failed: no answer\s+(\d+)$", out, re.MULTILINE)
+    assert failed, out
+    assert int(failed[1]) >= 3
+    assert sent == rows.pop("total") == sum(rows.values()) + int(failed[1])
+    assert sum(rows.values()) >= 5  # the answers before the outage
+
+
+def test_traffic_gives_up_when_the_app_stays_down(
+    cli: Any,
+    app: App,
+    client_tracing: tuple[TracerProvider, InMemorySpanExporter],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(traffic, "GIVE_UP_AFTER_S", 0.2)
+    url, breaker = _outage(app, client_tracing[1], then_interrupt=False)
+    code, out, err = cli("traffic", "--rate", "50", "--duration", "600", url=url)
+    breaker.join(timeout=10)
+    assert code == EXIT_UNREACHABLE
+    assert err == (
+        f"todo-client: error: cannot reach {url}: connection refused (no answer for 0.2 s)\n"
+    )
+    sent, rows = _summary(out)
+    assert sent == rows["total"] > 5
+    assert "failed: no answer" in out
+
+
 def test_traffic_knows_the_apps_description_limit() -> None:
     # Restated in the client (to keep the database layer out of it); must not drift.
     assert MAX_DESCRIPTION_LENGTH == APP_MAX_DESCRIPTION_LENGTH
 
 
-@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
-def test_traffic_stops_cleanly_on_a_signal(app: App, tmp_path: Path, signal_name: str) -> None:
+@pytest.mark.parametrize(
+    ("signal_name", "sigint_ignored"),
+    [
+        ("SIGINT", False),  # Ctrl+C in a terminal
+        ("SIGTERM", False),  # a supervisor stopping it
+        # `todo-client traffic &` in a script starts with SIGINT ignored (as
+        # scripts/run.sh does); `kill -INT` must still stop it.
+        ("SIGINT", True),
+    ],
+)
+def test_traffic_stops_cleanly_on_a_signal(
+    app: App, tmp_path: Path, signal_name: str, sigint_ignored: bool
+) -> None:
     log = tmp_path / "traffic.log"
     args = ["todo-client", "--url", app.url, "traffic", "--rate", "20", "--duration", "600"]
+    if sigint_ignored:
+        args = ["bash", "-c", f"trap '' INT; exec {shlex.join(args)}"]
     with running(args, stdout_path=log) as proc:
         # Wait until it has had answers, then stop it as Ctrl+C (or a supervisor) would.
         eventually(lambda: proc.poll() is None and "Sending about" in log.read_text())

@@ -49,7 +49,7 @@ from todo.client.traffic import (
     MAX_DURATION_S,
     MAX_RATE,
     TrafficGenerator,
-    sigterm_as_interrupt,
+    stop_signals_interrupt,
 )
 
 logger = logging.getLogger(__name__)
@@ -114,7 +114,7 @@ def cmd_traffic(rt: Runtime, args: argparse.Namespace, span: Span) -> int:
     )
     code = EXIT_OK
     try:
-        with sigterm_as_interrupt():
+        with stop_signals_interrupt():
             generator.run(rate=args.rate, duration=args.duration)
     except KeyboardInterrupt:
         generator.report.interrupted = True

@@ -310,18 +310,28 @@ class TrafficGenerator:
 
 
 @contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """Treat SIGTERM like Ctrl+C, so a supervisor's stop also prints the summary and flushes."""
+def stop_signals_interrupt() -> Iterator[None]:
+    """Make SIGINT and SIGTERM raise KeyboardInterrupt while the block runs.
+
+    So Ctrl+C, a supervisor's SIGTERM, and ``kill -INT`` from a script all end the
+    run the same way: summary printed, telemetry flushed. SIGINT needs this too: a
+    background job of a non-interactive shell (``todo-client traffic &`` in a
+    script) starts with SIGINT ignored, and would otherwise ignore ``kill -INT``.
+    """
 
     def interrupt(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
     try:
-        previous = signal.signal(signal.SIGTERM, interrupt)
+        previous = {
+            signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler),
+            signal.SIGTERM: signal.signal(signal.SIGTERM, interrupt),
+        }
     except ValueError:  # not the main thread: signals cannot be handled here
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
