@@ -18,6 +18,7 @@ from http import HTTPStatus
 from flask import Flask, Response, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError  # type: ignore[import-untyped]
 from opentelemetry import trace
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from todo.db import db
@@ -91,7 +92,10 @@ def handle_task_error(error: TaskError) -> tuple[Response | str, int]:
 
 def handle_unexpected_error(error: Exception) -> tuple[Response | str, int]:
     """Roll back, log and record the error; answer 500 without any detail."""
-    db.session.rollback()
+    try:
+        db.session.rollback()
+    except SQLAlchemyError:  # a dead connection: the pool replaces it
+        logger.warning("could not roll back after an error", exc_info=True)
     logger.error("unexpected error in %s %s", request.method, request.path, exc_info=error)
     span = trace.get_current_span()
     span.record_exception(error)
