@@ -22,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from todo.db import db
-from todo.tasks import InvalidDescription, TaskError, TaskNotFound
+from todo.tasks import TaskError, TaskNotFound
 
 logger = logging.getLogger(__name__)
 
@@ -82,12 +82,8 @@ def handle_http_exception(
 
 
 def handle_task_error(error: TaskError) -> tuple[Response | str, int]:
-    """Answer an unknown task with 404 and an unacceptable description with 400."""
-    if isinstance(error, TaskNotFound):
-        return error_response(404, str(error))
-    if isinstance(error, InvalidDescription):
-        return error_response(400, str(error))
-    return error_response(400, str(error))
+    """Answer an unknown task with 404, any other refused request (bad input) with 400."""
+    return error_response(404 if isinstance(error, TaskNotFound) else 400, str(error))
 
 
 def handle_unexpected_error(error: Exception) -> tuple[Response | str, int]:
