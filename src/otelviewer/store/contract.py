@@ -26,7 +26,7 @@ from otelviewer.model import Batch, LogRecord, MetricKind, MetricPoint, Span, Sp
 DEFAULT_SEARCH_LIMIT = 20
 
 
-class StoreUnavailable(Exception):  # noqa: N818 - the name says what the sender sees
+class StoreUnavailable(Exception):
     """The store cannot take the write now (busy, full, closed); retry later."""
 
 

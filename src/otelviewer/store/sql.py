@@ -1,0 +1,316 @@
+"""Every SQL statement of the SQLite store, in one place, all parameterised.
+
+The schema is versioned with ``PRAGMA user_version``: ``MIGRATIONS[i]`` takes a
+database from version ``i`` to ``i + 1``, and ``SCHEMA_VERSION`` is the version this
+code reads and writes. A database made by a newer otelviewer is refused rather
+than misread. To change the schema, append a migration; never edit a released one.
+
+Layout (version 1):
+
+* ``resources``: one row per distinct resource (service name + attributes),
+  shared by spans, logs and metric series; ``resource_tags`` indexes their
+  attributes for tag search.
+* ``spans``: one row per span, with ids as raw bytes (16/8 bytes: half the size of
+  hex, and the unique ``(trace_id, span_id)`` index is what makes writes idempotent
+  and trace lookup fast). Attributes, events and links are JSON text.
+* ``span_search``: an FTS5 index over each span's name and attribute JSON (an
+  external-content table: the text stays in ``spans``, the index holds compact
+  posting lists). Tag search asks it for spans containing the tag's tokens as a
+  phrase, newest first, and checks the exact value on each candidate. It costs a
+  fraction of a B-tree row per attribute, which is what keeps ingest fast.
+* ``operations``: ``(service, name, kind)`` seen, for the service and operation lists.
+* ``logs``: log records, with a fingerprint that makes re-sent records idempotent.
+* ``metric_series`` and ``metric_points``: a series is a metric name + resource +
+  scope + attributes; a point is keyed ``(series_id, time_ns)``, so re-sent points
+  are kept once.
+"""
+
+from __future__ import annotations
+
+#: The schema version this code reads and writes (``PRAGMA user_version``).
+SCHEMA_VERSION = 1
+
+# How a JSON scalar from json_each() becomes the text that tag search compares:
+# booleans as Jaeger writes them ("true"/"false"), everything else as SQLite's text
+# of the value (strings as they are, 200 -> "200"). sqlite.tag_text() is the same
+# rule in Python.
+_TAG_TEXT = (
+    "CASE type WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' ELSE CAST(value AS TEXT) END"
+)
+_SCALAR = "type NOT IN ('array', 'object', 'null')"
+
+_V1 = f"""
+CREATE TABLE resources (
+    id          INTEGER PRIMARY KEY,
+    fingerprint TEXT NOT NULL UNIQUE,
+    service     TEXT NOT NULL,
+    attributes  TEXT NOT NULL
+);
+CREATE TABLE resource_tags (
+    key         TEXT NOT NULL,
+    value       TEXT NOT NULL,
+    resource_id INTEGER NOT NULL,
+    PRIMARY KEY (key, value, resource_id)
+) WITHOUT ROWID;
+CREATE TRIGGER resources_tags AFTER INSERT ON resources BEGIN
+    INSERT OR IGNORE INTO resource_tags (key, value, resource_id)
+    SELECT key, {_TAG_TEXT}, NEW.id FROM json_each(NEW.attributes) WHERE {_SCALAR};
+END;
+
+CREATE TABLE spans (
+    pk             INTEGER PRIMARY KEY,
+    trace_id       BLOB NOT NULL,
+    span_id        BLOB NOT NULL,
+    parent_span_id BLOB,
+    service        TEXT NOT NULL,
+    name           TEXT NOT NULL,
+    kind           INTEGER NOT NULL,
+    start_ns       INTEGER NOT NULL,
+    duration_ns    INTEGER NOT NULL,
+    status_code    INTEGER NOT NULL,
+    status_message TEXT NOT NULL,
+    resource_id    INTEGER NOT NULL,
+    scope_name     TEXT NOT NULL,
+    scope_version  TEXT NOT NULL,
+    trace_state    TEXT NOT NULL,
+    attributes     TEXT NOT NULL,
+    events         TEXT,
+    links          TEXT
+);
+CREATE UNIQUE INDEX spans_trace_span ON spans (trace_id, span_id);
+CREATE INDEX spans_service_start ON spans (service, start_ns);
+
+CREATE VIRTUAL TABLE span_search USING fts5 (
+    name, attributes, content = 'spans', content_rowid = 'pk'
+);
+CREATE TRIGGER spans_search_delete AFTER DELETE ON spans BEGIN
+    INSERT INTO span_search (span_search, rowid, name, attributes)
+    VALUES ('delete', OLD.pk, OLD.name, OLD.attributes);
+END;
+
+CREATE TABLE operations (
+    service TEXT NOT NULL,
+    name    TEXT NOT NULL,
+    kind    INTEGER NOT NULL,
+    PRIMARY KEY (service, name, kind)
+) WITHOUT ROWID;
+
+CREATE TABLE logs (
+    pk             INTEGER PRIMARY KEY,
+    fingerprint    INTEGER NOT NULL UNIQUE,
+    sort_ns        INTEGER NOT NULL,
+    time_ns        INTEGER NOT NULL,
+    observed_ns    INTEGER NOT NULL,
+    severity_number INTEGER NOT NULL,
+    severity_text  TEXT NOT NULL,
+    body_text      TEXT NOT NULL,
+    body_json      TEXT,
+    service        TEXT NOT NULL,
+    resource_id    INTEGER NOT NULL,
+    scope_name     TEXT NOT NULL,
+    scope_version  TEXT NOT NULL,
+    attributes     TEXT NOT NULL,
+    trace_id       BLOB,
+    span_id        BLOB
+);
+CREATE INDEX logs_sort ON logs (sort_ns);
+CREATE INDEX logs_service_sort ON logs (service, sort_ns);
+CREATE INDEX logs_trace ON logs (trace_id) WHERE trace_id IS NOT NULL;
+
+CREATE TABLE metric_series (
+    id            INTEGER PRIMARY KEY,
+    fingerprint   TEXT NOT NULL UNIQUE,
+    name          TEXT NOT NULL,
+    kind          TEXT NOT NULL,
+    unit          TEXT NOT NULL,
+    description   TEXT NOT NULL,
+    service       TEXT NOT NULL,
+    resource_id   INTEGER NOT NULL,
+    scope_name    TEXT NOT NULL,
+    scope_version TEXT NOT NULL,
+    attributes    TEXT NOT NULL,
+    is_monotonic  INTEGER,
+    temporality   INTEGER NOT NULL
+);
+CREATE INDEX metric_series_name ON metric_series (name, service);
+CREATE TABLE metric_points (
+    series_id INTEGER NOT NULL,
+    time_ns   INTEGER NOT NULL,
+    start_ns  INTEGER NOT NULL,
+    value     REAL,
+    histogram TEXT,
+    PRIMARY KEY (series_id, time_ns)
+) WITHOUT ROWID;
+CREATE INDEX metric_points_time ON metric_points (time_ns);
+"""  # noqa: S608 - constant fragments, no values
+
+#: ``MIGRATIONS[i]`` upgrades a database at ``user_version`` i to i + 1.
+MIGRATIONS: tuple[str, ...] = (_V1,)
+assert len(MIGRATIONS) == SCHEMA_VERSION
+
+# --- connection set-up -------------------------------------------------------------
+
+#: Pragmas for every connection. WAL lets readers see the last committed state
+#: while one writer writes. synchronous=NORMAL in WAL mode makes a commit one
+#: write() into the WAL file, without fsync: a committed transaction survives the
+#: process being killed (kill -9: the data is in the OS page cache, which the kernel
+#: writes out), but the last few commits can be lost on power loss or an OS crash
+#: (the database stays consistent). For a local development backend that is the
+#: right trade: FULL would fsync every OTLP request and cap ingest at the disk's
+#: flush rate.
+CONNECTION_PRAGMAS = (
+    "PRAGMA journal_mode = WAL",
+    "PRAGMA synchronous = NORMAL",
+    "PRAGMA temp_store = MEMORY",
+    # 64 MiB of page cache per connection: the random-order indexes (trace ids,
+    # tags) stay in memory up to a few million spans instead of being re-read.
+    "PRAGMA cache_size = -65536",
+)
+
+# --- writes --------------------------------------------------------------------------
+
+SELECT_RESOURCE_ID = "SELECT id FROM resources WHERE fingerprint = ?"
+INSERT_RESOURCE = (
+    "INSERT OR IGNORE INTO resources (fingerprint, service, attributes) VALUES (?, ?, ?)"
+)
+INSERT_SPAN = """
+INSERT OR IGNORE INTO spans (
+    trace_id, span_id, parent_span_id, service, name, kind, start_ns, duration_ns,
+    status_code, status_message, resource_id, scope_name, scope_version, trace_state,
+    attributes, events, links)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+#: Index the spans the batch added (their pk is above the largest before it).
+INDEX_NEW_SPANS = (
+    "INSERT INTO span_search (rowid, name, attributes)"
+    " SELECT pk, name, attributes FROM spans WHERE pk > ?"
+)
+SELECT_LAST_SPAN_PK = "SELECT coalesce(max(pk), 0) FROM spans"
+INSERT_OPERATION = "INSERT OR IGNORE INTO operations (service, name, kind) VALUES (?, ?, ?)"
+INSERT_LOG = """
+INSERT OR IGNORE INTO logs (
+    fingerprint, sort_ns, time_ns, observed_ns, severity_number, severity_text,
+    body_text, body_json, service, resource_id, scope_name, scope_version, attributes,
+    trace_id, span_id)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+SELECT_SERIES_ID = "SELECT id FROM metric_series WHERE fingerprint = ?"
+INSERT_SERIES = """
+INSERT OR IGNORE INTO metric_series (
+    fingerprint, name, kind, unit, description, service, resource_id, scope_name,
+    scope_version, attributes, is_monotonic, temporality)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+INSERT_POINT = """
+INSERT OR IGNORE INTO metric_points (series_id, time_ns, start_ns, value, histogram)
+VALUES (?, ?, ?, ?, ?)
+"""
+
+# --- retention -----------------------------------------------------------------------
+
+COUNT_SPANS = "SELECT count(*) FROM spans"
+COUNT_LOGS = "SELECT count(*) FROM logs"
+COUNT_POINTS = "SELECT count(*) FROM metric_points"
+#: Spans of one service that are too old (found on a read connection, so the
+#: search holds no lock; deleted by pk under the writer).
+SELECT_OLD_SPANS = "SELECT pk FROM spans WHERE service = ? AND start_ns < ? LIMIT ?"
+#: The oldest-inserted spans, when there are too many: rowid order, no index needed.
+SELECT_OLDEST_SPANS = "SELECT pk FROM spans ORDER BY pk LIMIT ?"
+DELETE_SPANS = "DELETE FROM spans WHERE pk IN (SELECT value FROM json_each(?))"
+SELECT_OLD_LOGS = "SELECT pk FROM logs WHERE sort_ns < ? LIMIT ?"
+SELECT_OLDEST_LOGS = "SELECT pk FROM logs ORDER BY pk LIMIT ?"
+DELETE_LOGS = "DELETE FROM logs WHERE pk IN (SELECT value FROM json_each(?))"
+SELECT_OLD_POINTS = "SELECT series_id, time_ns FROM metric_points WHERE time_ns < ? LIMIT ?"
+SELECT_OLDEST_POINTS = "SELECT series_id, time_ns FROM metric_points ORDER BY time_ns LIMIT ?"
+DELETE_POINTS = """
+DELETE FROM metric_points WHERE (series_id, time_ns) IN (
+    SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?))
+"""
+
+# --- reads ---------------------------------------------------------------------------
+
+SELECT_SERVICES = "SELECT DISTINCT service FROM operations ORDER BY service"
+SELECT_OPERATIONS = "SELECT name, kind FROM operations WHERE service = ? ORDER BY name, kind"
+SELECT_OPERATIONS_OF_KIND = (
+    "SELECT name, kind FROM operations WHERE service = ? AND kind = ? ORDER BY name"
+)
+SELECT_RESOURCE = "SELECT service, attributes FROM resources WHERE id = ?"
+#: Resource ids whose attributes hold one tag (resources are few: a small set).
+SELECT_RESOURCES_WITH_TAG = "SELECT resource_id FROM resource_tags WHERE key = ? AND value = ?"
+
+SPAN_COLUMNS = (
+    "s.trace_id, s.span_id, s.parent_span_id, s.name, s.kind, s.start_ns, s.duration_ns,"
+    " s.status_code, s.status_message, s.resource_id, s.scope_name, s.scope_version,"
+    " s.trace_state, s.attributes, s.events, s.links"
+)
+SELECT_TRACE = f"SELECT {SPAN_COLUMNS} FROM spans s WHERE s.trace_id = ? ORDER BY s.start_ns, s.pk"  # noqa: S608
+
+# Trace search: a driving part that walks one index newest first, and conditions
+# on the span row. find_trace_ids() in sqlite.py assembles them; every value is a
+# bound parameter, the FTS5 query included. CROSS JOIN fixes the join order so the
+# full-text index drives.
+SEARCH_COLUMNS = "s.trace_id, s.kind, s.status_code, s.resource_id, s.attributes"
+SEARCH_BY_TEXT = (
+    f"SELECT {SEARCH_COLUMNS} FROM span_search f CROSS JOIN spans s ON s.pk = f.rowid"  # noqa: S608
+    " WHERE span_search MATCH ?"
+)
+SEARCH_BY_TEXT_ORDER = " ORDER BY f.rowid DESC"
+SEARCH_BY_SERVICE = (
+    f"SELECT {SEARCH_COLUMNS} FROM spans s INDEXED BY spans_service_start"  # noqa: S608
+    " WHERE s.service = ?"
+)
+SEARCH_BY_SERVICE_ORDER = " ORDER BY s.start_ns DESC"
+SEARCH_ALL = f"SELECT {SEARCH_COLUMNS} FROM spans s WHERE 1"  # noqa: S608
+SEARCH_ALL_ORDER = " ORDER BY s.pk DESC"
+COND_SERVICE = " AND s.service = ?"
+COND_OPERATION = " AND s.name = ?"
+COND_KIND = " AND s.kind = ?"
+COND_START_MIN = " AND s.start_ns >= ?"
+COND_START_MAX = " AND s.start_ns <= ?"
+COND_DURATION_MIN = " AND s.duration_ns >= ?"
+COND_DURATION_MAX = " AND s.duration_ns <= ?"
+# One tag that a resource or a span field may also carry: an OR of the parts that
+# apply, each a complete parenthesised condition.
+COND_RESOURCE_IN = "s.resource_id IN (SELECT value FROM json_each(?))"
+COND_KIND_IS = "s.kind = ?"
+COND_STATUS_IS = "s.status_code = ?"
+COND_TEXT_MATCH = "s.pk IN (SELECT rowid FROM span_search WHERE span_search MATCH ?)"
+
+SELECT_DEPENDENCIES = """
+SELECT p.service, c.service, count(*)
+  FROM spans c INDEXED BY spans_service_start
+  JOIN spans p ON p.trace_id = c.trace_id AND p.span_id = c.parent_span_id
+ WHERE c.service IN (SELECT DISTINCT service FROM operations)
+   AND c.start_ns >= ? AND c.start_ns <= ? AND c.parent_span_id IS NOT NULL
+   AND p.service <> c.service
+ GROUP BY p.service, c.service
+ ORDER BY p.service, c.service
+"""
+
+LOG_COLUMNS = (
+    "l.time_ns, l.observed_ns, l.severity_number, l.severity_text, l.body_text, l.body_json,"
+    " l.resource_id, l.scope_name, l.scope_version, l.attributes, l.trace_id, l.span_id"
+)
+SELECT_LOGS = f"SELECT {LOG_COLUMNS} FROM logs l WHERE 1"  # noqa: S608
+LOG_COND_TRACE = " AND l.trace_id = ?"
+LOG_COND_SERVICE = " AND l.service = ?"
+LOG_COND_SEVERITY = " AND l.severity_number >= ?"
+LOG_COND_TEXT = " AND instr(lower(l.body_text), lower(?)) > 0"
+LOG_COND_START_MIN = " AND l.sort_ns >= ?"
+LOG_COND_START_MAX = " AND l.sort_ns <= ?"
+LOG_ORDER = " ORDER BY l.sort_ns DESC, l.pk DESC LIMIT ?"
+
+SELECT_METRIC_NAMES = """
+SELECT name, kind, unit, description FROM metric_series
+ GROUP BY name ORDER BY name
+"""
+SELECT_POINTS = """
+SELECT m.name, m.kind, m.unit, m.description, m.resource_id, m.scope_name, m.scope_version,
+       m.attributes, m.is_monotonic, m.temporality, p.time_ns, p.start_ns, p.value, p.histogram
+  FROM metric_series m JOIN metric_points p ON p.series_id = m.id
+ WHERE m.name = ?
+"""
+POINTS_COND_SERVICE = " AND m.service = ?"
+POINTS_COND_START_MIN = " AND p.time_ns >= ?"
+POINTS_COND_START_MAX = " AND p.time_ns <= ?"
+POINTS_ORDER = " ORDER BY p.time_ns, m.id LIMIT ?"

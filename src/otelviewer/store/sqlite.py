@@ -1,0 +1,978 @@
+"""The SQLite store: one file, WAL mode, one writer and many readers.
+
+Usage::
+
+    store = SqliteStore("otelviewer.db", max_spans=1_000_000, max_age_s=7 * 86400)
+    store.write(batch)                 # the receiver (store.Writer)
+    store.find_trace_ids(query)        # the query layer (store.Reader)
+    store.close()
+
+How it keeps the contract in ``contract.py``:
+
+* One ``write()`` is one ``BEGIN IMMEDIATE ... COMMIT`` on the single writer
+  connection; writers are serialised by a lock, and a write that cannot get the
+  lock (or SQLite's) within ``write_timeout_s`` raises ``StoreUnavailable``.
+* Durability: see ``sql.CONNECTION_PRAGMAS`` (WAL + synchronous=NORMAL: a
+  committed write survives ``kill -9``).
+* Idempotence: unique keys on ``(trace_id, span_id)``, on a log record's
+  fingerprint and on ``(series, time)`` of a metric point, written with
+  ``INSERT OR IGNORE``.
+* Reads use one connection per thread, so they never wait for the writer: WAL
+  gives them the last committed state.
+* Retention runs in a background thread that deletes in small transactions of
+  ``RETENTION_BATCH_ROWS`` rows, so a write waits at most for one small batch.
+
+All SQL is in ``otelviewer.store.sql``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import math
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from otelviewer.model import (
+    UNKNOWN_SERVICE,
+    AttrValue,
+    Batch,
+    HistogramValue,
+    LogRecord,
+    MetricKind,
+    MetricPoint,
+    Resource,
+    Scope,
+    Span,
+    SpanEvent,
+    SpanKind,
+    SpanLink,
+    StatusCode,
+)
+from otelviewer.store import sql
+from otelviewer.store.contract import (
+    DependencyLink,
+    LogQueryParams,
+    MetricDescriptor,
+    MetricQueryParams,
+    Operation,
+    StoreUnavailable,
+    TraceQueryParams,
+)
+
+logger = logging.getLogger(__name__)
+
+#: Spans kept before the oldest are deleted. A million spans is a few hundred MB
+#: on disk and still answers every query well under the UI's patience (see
+#: ``make bench``); a laptop's day of development traffic fits in it.
+DEFAULT_MAX_SPANS = 1_000_000
+#: Log records kept; same reasoning as spans.
+DEFAULT_MAX_LOGS = 1_000_000
+#: Metric points kept; one point per series per export interval adds up slower.
+DEFAULT_MAX_METRIC_POINTS = 1_000_000
+#: Telemetry older than this is deleted: a week, Jaeger all-in-one's usual horizon
+#: for local debugging, long enough to compare with last week's run.
+DEFAULT_MAX_AGE_S = 7 * 24 * 3600
+#: How long a write waits for the writer (lock or SQLite busy) before telling the
+#: sender to retry: below the SDK exporters' 10 s export timeout, far above one
+#: OTLP request's commit (milliseconds) or one retention batch.
+DEFAULT_WRITE_TIMEOUT_S = 5.0
+#: How often retention looks for too old or too many rows. Limits are soft by at
+#: most this many seconds of ingest.
+RETENTION_INTERVAL_S = 5.0
+#: Rows deleted per retention transaction: small enough that a waiting write is
+#: delayed by milliseconds, large enough to keep up with 30,000 spans/s.
+RETENTION_BATCH_ROWS = 2_000
+#: Operations remembered to skip re-inserting them; cleared when full, so a
+#: sender that puts ids in span names cannot grow memory without bound.
+OPERATION_CACHE_SIZE = 100_000
+#: Resource and series ids remembered; cleared when full for the same reason.
+ID_CACHE_SIZE = 100_000
+
+_NANOS_PER_SECOND = 1_000_000_000
+
+# ensure_ascii=False keeps text as text in the JSON, so that the full-text index
+# sees "café" and not "\u00e9" (tag search builds its phrases the same way).
+_dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=False, ensure_ascii=False).encode
+_dumps_sorted = json.JSONEncoder(
+    separators=(",", ":"), allow_nan=False, ensure_ascii=False, sort_keys=True
+).encode
+_loads = json.loads
+
+
+class SchemaError(RuntimeError):
+    """The database file was written by a newer otelviewer (or is not ours)."""
+
+
+def _finite(value: AttrValue) -> AttrValue:
+    """Return ``value`` with NaN and infinities as strings (JSON has no such numbers)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    return value
+
+
+def _json(value: Any, *, sort_keys: bool = False) -> str:
+    """Encode ``value`` as compact JSON; non-finite floats become strings."""
+    dumps = _dumps_sorted if sort_keys else _dumps
+    try:
+        return dumps(value)
+    except ValueError:
+        return dumps(_finite(value))
+
+
+def _split_script(script: str) -> Iterator[str]:
+    """Yield the complete SQL statements of ``script`` (triggers contain ``;``)."""
+    buffer = ""
+    for piece in script.split(";"):
+        buffer += piece + ";"
+        if sqlite3.complete_statement(buffer):
+            statement = buffer.strip()
+            buffer = ""
+            if statement != ";":
+                yield statement
+
+
+def _connect(path: str, *, timeout_s: float) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=timeout_s, isolation_level=None, check_same_thread=False)
+    for pragma in sql.CONNECTION_PRAGMAS:
+        conn.execute(pragma)
+    return conn
+
+
+def _migrate(conn: sqlite3.Connection, path: str) -> None:
+    """Bring the schema to ``sql.SCHEMA_VERSION`` in one transaction."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        if version > sql.SCHEMA_VERSION:
+            raise SchemaError(
+                f"{path} has schema version {version}, newer than this otelviewer's "
+                f"{sql.SCHEMA_VERSION}: upgrade otelviewer or use another --db"
+            )
+        if version == 0 and conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0]:
+            raise SchemaError(f"{path} is an SQLite database, but not an otelviewer one")
+        for target in range(version, sql.SCHEMA_VERSION):
+            for statement in _split_script(sql.MIGRATIONS[target]):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {target + 1}")
+            logger.info("database %s migrated to schema version %d", path, target + 1)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def tag_text(value: AttrValue) -> str:
+    """Return an attribute value as the text tag search compares (Jaeger's rules).
+
+    Strings are themselves, booleans ``true``/``false``, numbers their decimal
+    text, arrays and maps their JSON.
+    """
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    if value is None:
+        return ""
+    return _json(value)
+
+
+#: Jaeger's ``span.kind`` tag values.
+_KIND_TAGS = {kind.name.lower(): kind for kind in SpanKind if kind != SpanKind.UNSPECIFIED}
+#: Jaeger's ``otel.status_code`` tag values.
+_STATUS_TAGS = {"OK": StatusCode.OK, "ERROR": StatusCode.ERROR}
+
+
+def _derived_condition(key: str, value: str) -> tuple[str, int] | None:
+    """Return the SQL condition on span fields for a tag Jaeger derives, if it is one."""
+    if key == "span.kind" and value in _KIND_TAGS:
+        return sql.COND_KIND_IS, int(_KIND_TAGS[value])
+    if key == "otel.status_code" and value in _STATUS_TAGS:
+        return sql.COND_STATUS_IS, int(_STATUS_TAGS[value])
+    if key == "error" and value == "true":
+        return sql.COND_STATUS_IS, int(StatusCode.ERROR)
+    return None
+
+
+def _derived_match(key: str, value: str, kind: int, status_code: int) -> bool:
+    derived = _derived_condition(key, value)
+    if derived is None:
+        return False
+    return (kind if derived[0] == sql.COND_KIND_IS else status_code) == derived[1]
+
+
+def _phrase(column: str, text: str, *, anchored: bool = False) -> str | None:
+    """Return an FTS5 query for ``text`` as a phrase in ``column`` (None: no tokens).
+
+    The tokenizer splits on everything but letters and digits, the same way for
+    the stored JSON and for this phrase, so the phrase finds every exact match
+    (and some near ones, which the caller checks).
+    """
+    if not any(ch.isalnum() for ch in text):
+        return None
+    quoted = text.replace('"', '""')
+    return f'{column} : {"^" if anchored else ""}"{quoted}"'
+
+
+def _hex(raw: bytes | None) -> str | None:
+    return raw.hex() if raw is not None else None
+
+
+def _bytes_id(hex_id: str | None) -> bytes | None:
+    return bytes.fromhex(hex_id) if hex_id else None
+
+
+def _log_text(body: AttrValue) -> tuple[str, str | None]:
+    """Return (searchable text, JSON or None when the body is a plain string)."""
+    if isinstance(body, str):
+        return body, None
+    encoded = _json(body)
+    return encoded, encoded
+
+
+class SqliteStore:
+    """Stores telemetry in one SQLite file; implements ``Reader`` and ``Writer``.
+
+    Args:
+        path: The database file; created (with its folder) if missing.
+        max_spans: Spans kept; the oldest-inserted beyond it are deleted.
+        max_age_s: Telemetry whose time is older than this is deleted.
+        max_logs: Log records kept.
+        max_metric_points: Metric points kept.
+        write_timeout_s: How long ``write`` waits for the writer before raising
+            ``StoreUnavailable``.
+        retention_interval_s: Seconds between retention passes; 0 disables the
+            background thread (call ``enforce_retention`` yourself).
+        read_only: Open for reading only (a second process looking at a live
+            database): no retention, and ``write`` raises ``StoreUnavailable``.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        max_spans: int = DEFAULT_MAX_SPANS,
+        max_age_s: float = DEFAULT_MAX_AGE_S,
+        max_logs: int = DEFAULT_MAX_LOGS,
+        max_metric_points: int = DEFAULT_MAX_METRIC_POINTS,
+        write_timeout_s: float = DEFAULT_WRITE_TIMEOUT_S,
+        retention_interval_s: float = RETENTION_INTERVAL_S,
+        read_only: bool = False,
+    ) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self.max_spans = max_spans
+        self.max_age_s = max_age_s
+        self.max_logs = max_logs
+        self.max_metric_points = max_metric_points
+        self.read_only = read_only
+        self._write_timeout_s = write_timeout_s
+        self._write_lock = threading.Lock()
+        self._closed = False
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._resource_ids: dict[str, int] = {}
+        self._series_ids: dict[str, int] = {}
+        self._operations: set[tuple[str, str, int]] = set()
+        self._resources: dict[int, Resource] = {}
+
+        self._writer = _connect(self.path, timeout_s=write_timeout_s)
+        try:
+            _migrate(self._writer, self.path)
+        except BaseException:
+            self._writer.close()
+            raise
+        self._stop = threading.Event()
+        self._retention: threading.Thread | None = None
+        if not read_only and retention_interval_s > 0:
+            self._retention = threading.Thread(
+                target=self._retention_loop,
+                args=(retention_interval_s,),
+                name="otelviewer-retention",
+                daemon=True,
+            )
+            self._retention.start()
+
+    # --- lifecycle -----------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop retention, wait for a write in progress, and close every connection."""
+        if self._closed:
+            return
+        self._stop.set()
+        if self._retention is not None:
+            self._retention.join()
+        with self._write_lock:
+            self._closed = True
+            with contextlib.suppress(sqlite3.Error):
+                self._writer.execute("PRAGMA optimize")
+            self._writer.close()
+        with self._readers_lock:
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
+
+    def __enter__(self) -> SqliteStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- writing -------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """Hold the writer for one transaction, or raise ``StoreUnavailable``."""
+        if self.read_only:
+            raise StoreUnavailable("the store is open read-only")
+        if not self._write_lock.acquire(timeout=self._write_timeout_s):
+            raise StoreUnavailable(f"the store was busy for {self._write_timeout_s:g}s")
+        try:
+            if self._closed:
+                raise StoreUnavailable("the store is closed")
+            conn = self._writer
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:  # another process holds the lock
+                raise StoreUnavailable(f"the database is busy: {exc}") from exc
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.OperationalError):  # disk full, I/O error, busy
+                    logger.warning("write failed, the sender will retry: %s", exc)
+                    raise StoreUnavailable(f"the database cannot take writes: {exc}") from exc
+                raise
+        finally:
+            self._write_lock.release()
+
+    def write(self, batch: Batch) -> None:
+        """Store ``batch`` in one transaction; raise ``StoreUnavailable`` to ask for a retry."""
+        # Everything that is pure Python happens before taking the writer, so that
+        # one request's JSON encoding overlaps with another's SQLite work (which
+        # releases the GIL).
+        resources: dict[int, tuple[str, Resource]] = {}
+        span_rows = self._span_rows(batch.spans, resources) if batch.spans else []
+        operations = {(s.resource.service_name, s.name, int(s.kind)) for s in batch.spans}
+        operations -= self._operations
+        log_rows = self._log_rows(batch.logs, resources) if batch.logs else []
+        series_rows, point_rows = (
+            self._metric_rows(batch.metrics, resources) if batch.metrics else ([], [])
+        )
+        with self._transaction() as conn:
+            new_resources = self._resolve_ids(
+                conn, resources.values(), self._resource_ids, span_rows, log_rows, series_rows
+            )
+            if span_rows:
+                last_pk = conn.execute(sql.SELECT_LAST_SPAN_PK).fetchone()[0]
+                if conn.executemany(sql.INSERT_SPAN, span_rows).rowcount:
+                    conn.execute(sql.INDEX_NEW_SPANS, (last_pk,))
+            if operations:
+                conn.executemany(sql.INSERT_OPERATION, operations)
+            if log_rows:
+                conn.executemany(sql.INSERT_LOG, log_rows)
+            new_series: dict[str, int] = {}
+            if series_rows:
+                new_series = self._resolve_series(conn, series_rows, point_rows)
+                conn.executemany(sql.INSERT_POINT, point_rows)
+        # Only now, after COMMIT, may other writes rely on these ids.
+        self._remember(self._resource_ids, new_resources)
+        self._remember(self._series_ids, new_series)
+        if len(self._operations) + len(operations) > OPERATION_CACHE_SIZE:
+            self._operations.clear()
+        self._operations |= operations
+
+    @staticmethod
+    def _remember(cache: dict[str, int], new: dict[str, int]) -> None:
+        if len(cache) + len(new) > ID_CACHE_SIZE:
+            cache.clear()
+        cache.update(new)
+
+    @staticmethod
+    def _fingerprint(resource: Resource, resources: dict[int, tuple[str, Resource]]) -> str:
+        key = id(resource)
+        known = resources.get(key)
+        if known is None:
+            known = (_json([resource.service_name, resource.attributes], sort_keys=True), resource)
+            resources[key] = known
+        return known[0]
+
+    def _span_rows(
+        self, spans: Sequence[Span], resources: dict[int, tuple[str, Resource]]
+    ) -> list[list[Any]]:
+        rows: list[list[Any]] = []
+        append = rows.append
+        fromhex = bytes.fromhex
+        fingerprint = self._fingerprint
+        for s in spans:
+            events = (
+                _json([[e.time_unix_nano, e.name, e.attributes] for e in s.events])
+                if s.events
+                else None
+            )
+            links = (
+                _json([[k.trace_id, k.span_id, k.attributes] for k in s.links]) if s.links else None
+            )
+            append(
+                [
+                    fromhex(s.trace_id),
+                    fromhex(s.span_id),
+                    fromhex(s.parent_span_id) if s.parent_span_id else None,
+                    s.resource.service_name,
+                    s.name,
+                    int(s.kind),
+                    s.start_unix_nano,
+                    s.end_unix_nano - s.start_unix_nano,
+                    int(s.status_code),
+                    s.status_message,
+                    fingerprint(s.resource, resources),  # replaced by the resource id
+                    s.scope.name,
+                    s.scope.version,
+                    s.trace_state,
+                    _json(s.attributes),
+                    events,
+                    links,
+                ]
+            )
+        return rows
+
+    def _log_rows(
+        self, logs: Sequence[LogRecord], resources: dict[int, tuple[str, Resource]]
+    ) -> list[list[Any]]:
+        rows: list[list[Any]] = []
+        for r in logs:
+            text, body_json = _log_text(r.body)
+            fingerprint = self._fingerprint(r.resource, resources)
+            attributes = _json(r.attributes)
+            identity = _json(
+                [
+                    r.time_unix_nano,
+                    r.observed_time_unix_nano,
+                    r.severity_number,
+                    r.severity_text,
+                    text,
+                    fingerprint,
+                    r.scope.name,
+                    r.scope.version,
+                    attributes,
+                    r.trace_id,
+                    r.span_id,
+                ]
+            )
+            digest = hashlib.blake2b(identity.encode(), digest_size=8).digest()
+            rows.append(
+                [
+                    int.from_bytes(digest, "big", signed=True),
+                    r.time_unix_nano or r.observed_time_unix_nano,
+                    r.time_unix_nano,
+                    r.observed_time_unix_nano,
+                    r.severity_number,
+                    r.severity_text,
+                    text,
+                    body_json,
+                    r.resource.service_name,
+                    fingerprint,  # replaced by the resource id
+                    r.scope.name,
+                    r.scope.version,
+                    attributes,
+                    _bytes_id(r.trace_id),
+                    _bytes_id(r.span_id),
+                ]
+            )
+        return rows
+
+    def _metric_rows(
+        self, points: Sequence[MetricPoint], resources: dict[int, tuple[str, Resource]]
+    ) -> tuple[list[list[Any]], list[list[Any]]]:
+        series_rows: dict[str, list[Any]] = {}
+        point_rows: list[list[Any]] = []
+        for p in points:
+            resource_fp = self._fingerprint(p.resource, resources)
+            attributes = _json(p.attributes, sort_keys=True)
+            series_fp = _json(
+                [
+                    p.name,
+                    p.kind.value,
+                    p.unit,
+                    p.description,
+                    resource_fp,
+                    p.scope.name,
+                    p.scope.version,
+                    attributes,
+                    p.is_monotonic,
+                    p.temporality,
+                ]
+            )
+            if series_fp not in series_rows:
+                series_rows[series_fp] = [
+                    series_fp,
+                    p.name,
+                    p.kind.value,
+                    p.unit,
+                    p.description,
+                    p.resource.service_name,
+                    resource_fp,  # replaced by the resource id
+                    p.scope.name,
+                    p.scope.version,
+                    attributes,
+                    p.is_monotonic,
+                    p.temporality,
+                ]
+            h = p.histogram
+            histogram = (
+                _json(
+                    [h.count, h.sum, list(h.bucket_counts), list(h.explicit_bounds), h.min, h.max]
+                )
+                if h is not None
+                else None
+            )
+            point_rows.append(
+                [series_fp, p.time_unix_nano, p.start_time_unix_nano, p.value, histogram]
+            )
+        return list(series_rows.values()), point_rows
+
+    def _resolve_ids(
+        self,
+        conn: sqlite3.Connection,
+        resources: Iterable[tuple[str, Resource]],
+        cache: dict[str, int],
+        span_rows: list[list[Any]],
+        log_rows: list[list[Any]],
+        series_rows: list[list[Any]],
+    ) -> dict[str, int]:
+        """Put resource ids into the rows (inserting new resources); return the new ids."""
+        ids: dict[str, int] = {}
+        new: dict[str, int] = {}
+        for fingerprint, resource in resources:
+            rid = cache.get(fingerprint)
+            if rid is None:
+                conn.execute(
+                    sql.INSERT_RESOURCE,
+                    (fingerprint, resource.service_name, _json(resource.attributes)),
+                )
+                rid = int(conn.execute(sql.SELECT_RESOURCE_ID, (fingerprint,)).fetchone()[0])
+                new[fingerprint] = rid
+            ids[fingerprint] = rid
+        for row in span_rows:
+            row[10] = ids[row[10]]
+        for row in log_rows:
+            row[9] = ids[row[9]]
+        for row in series_rows:
+            row[6] = ids[row[6]]
+        return new
+
+    def _resolve_series(
+        self, conn: sqlite3.Connection, series_rows: list[list[Any]], point_rows: list[list[Any]]
+    ) -> dict[str, int]:
+        """Put series ids into the point rows (inserting new series); return the new ids."""
+        ids: dict[str, int] = {}
+        new: dict[str, int] = {}
+        for row in series_rows:
+            fingerprint = row[0]
+            sid = self._series_ids.get(fingerprint)
+            if sid is None:
+                conn.execute(sql.INSERT_SERIES, row)
+                sid = int(conn.execute(sql.SELECT_SERIES_ID, (fingerprint,)).fetchone()[0])
+                new[fingerprint] = sid
+            ids[fingerprint] = sid
+        for point in point_rows:
+            point[0] = ids[point[0]]
+        return new
+
+    # --- retention -----------------------------------------------------------------
+
+    def _retention_loop(self, interval_s: float) -> None:
+        while not self._stop.wait(interval_s):
+            try:
+                self.enforce_retention()
+            except StoreUnavailable as exc:
+                logger.debug("retention skipped this round: %s", exc)
+            except Exception:
+                logger.exception("retention failed; it will try again")
+
+    def enforce_retention(self, *, now_unix_nano: int | None = None) -> dict[str, int]:
+        """Delete what is too old or too much, in small transactions.
+
+        Rows to delete are looked up on a read connection (no lock held), then
+        deleted by key under the writer, ``RETENTION_BATCH_ROWS`` at a time.
+
+        Returns:
+            How many spans, logs and metric points were deleted.
+        """
+        now = time.time_ns() if now_unix_nano is None else now_unix_nano
+        cutoff = now - int(self.max_age_s * _NANOS_PER_SECOND)
+        batch = RETENTION_BATCH_ROWS
+        reader = self._reader()
+        deleted = {"spans": 0, "logs": 0, "metric_points": 0}
+
+        def delete_batch(what: str, select: str, args: tuple[Any, ...], delete: str) -> int:
+            """Delete one batch of the rows ``select`` finds; return how many it found."""
+            keys = [row[0] if len(row) == 1 else list(row) for row in reader.execute(select, args)]
+            if keys:
+                with self._transaction() as conn:
+                    deleted[what] += conn.execute(delete, (_dumps(keys),)).rowcount
+            return len(keys)
+
+        too_old: list[tuple[str, str, tuple[Any, ...], str]] = [
+            ("spans", sql.SELECT_OLD_SPANS, (service, cutoff, batch), sql.DELETE_SPANS)
+            for service in self.get_services()
+        ]
+        too_old.append(("logs", sql.SELECT_OLD_LOGS, (cutoff, batch), sql.DELETE_LOGS))
+        too_old.append(("metric_points", sql.SELECT_OLD_POINTS, (cutoff, batch), sql.DELETE_POINTS))
+        for what, select, args, delete in too_old:
+            while not self._stop.is_set() and delete_batch(what, select, args, delete) == batch:
+                pass
+        for what, count, select, delete, limit in (
+            ("spans", sql.COUNT_SPANS, sql.SELECT_OLDEST_SPANS, sql.DELETE_SPANS, self.max_spans),
+            ("logs", sql.COUNT_LOGS, sql.SELECT_OLDEST_LOGS, sql.DELETE_LOGS, self.max_logs),
+            (
+                "metric_points",
+                sql.COUNT_POINTS,
+                sql.SELECT_OLDEST_POINTS,
+                sql.DELETE_POINTS,
+                self.max_metric_points,
+            ),
+        ):
+            excess = int(reader.execute(count).fetchone()[0]) - limit
+            while excess > 0 and not self._stop.is_set():
+                found = delete_batch(what, select, (min(batch, excess),), delete)
+                if not found:
+                    break
+                excess -= found
+        if any(deleted.values()):
+            logger.info(
+                "retention deleted %(spans)d spans, %(logs)d logs, %(metric_points)d points",
+                deleted,
+            )
+        return deleted
+
+    # --- reading -------------------------------------------------------------------
+
+    def _reader(self) -> sqlite3.Connection:
+        """Return this thread's read connection (opened on first use)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            if self._closed:
+                raise StoreUnavailable("the store is closed")
+            conn = _connect(self.path, timeout_s=self._write_timeout_s)
+            conn.execute("PRAGMA query_only = 1")
+            with self._readers_lock:
+                self._readers.append(conn)
+            self._local.conn = conn
+        return conn
+
+    def _resource(self, resource_id: int) -> Resource:
+        resource = self._resources.get(resource_id)
+        if resource is None:
+            row = self._reader().execute(sql.SELECT_RESOURCE, (resource_id,)).fetchone()
+            if row is None:  # cannot happen: resources are never deleted
+                return Resource(UNKNOWN_SERVICE)
+            resource = Resource(row[0], _loads(row[1]))
+            if len(self._resources) > ID_CACHE_SIZE:
+                self._resources.clear()
+            self._resources[resource_id] = resource
+        return resource
+
+    def get_services(self) -> list[str]:
+        """Return every service name seen (in spans), sorted."""
+        return [row[0] for row in self._reader().execute(sql.SELECT_SERVICES)]
+
+    def get_operations(self, service: str, span_kind: SpanKind | None = None) -> list[Operation]:
+        """Return the span names of ``service`` (of one kind if given), sorted by name."""
+        if span_kind is None:
+            rows = self._reader().execute(sql.SELECT_OPERATIONS, (service,))
+        else:
+            rows = self._reader().execute(sql.SELECT_OPERATIONS_OF_KIND, (service, int(span_kind)))
+        return [Operation(name, SpanKind(kind)) for name, kind in rows]
+
+    def find_trace_ids(self, query: TraceQueryParams) -> list[str]:
+        """Return up to ``query.limit`` matching trace ids, newest matching span first.
+
+        A trace matches when one of its spans satisfies every criterion; a tag
+        matches a span when the span or its resource has that attribute with that
+        value as text (see ``tag_text``), or when it is one of the tags Jaeger
+        derives from span fields: ``span.kind`` (``server``...),
+        ``otel.status_code`` (``OK``/``ERROR``) and ``error`` (``true``).
+        """
+        if query.limit <= 0:
+            return []
+        conn = self._reader()
+        text_terms: list[str] = []  # FTS5 phrases that every match contains
+        conditions: list[str] = []
+        params: list[Any] = []
+        resources_with: dict[str, set[int]] = {}
+        for key, value in query.attributes.items():
+            rids = [r[0] for r in conn.execute(sql.SELECT_RESOURCES_WITH_TAG, (key, value))]
+            resources_with[key] = set(rids)
+            derived = _derived_condition(key, value)
+            phrase = _phrase("attributes", f"{_dumps(key)} {_dumps(value)}")
+            if not rids and derived is None:
+                if phrase is not None:
+                    text_terms.append(phrase)
+                continue  # a phrase-less tag ("/"): only the exact check below
+            if phrase is None:
+                continue  # any span might carry it: only the exact check below
+            parts = [sql.COND_TEXT_MATCH]
+            params.append(phrase)
+            if rids:
+                parts.append(sql.COND_RESOURCE_IN)
+                params.append(_dumps(rids))
+            if derived is not None:
+                parts.append(derived[0])
+                params.append(derived[1])
+            conditions.append(f" AND ({' OR '.join(parts)})")
+        operation_phrase = (
+            _phrase("name", query.operation, anchored=True) if query.operation is not None else None
+        )
+        if operation_phrase is not None:
+            text_terms.append(operation_phrase)
+
+        head: list[str] = []
+        head_params: list[Any] = []
+        if text_terms:
+            head.append(sql.SEARCH_BY_TEXT)
+            head_params.append(" AND ".join(text_terms))
+            if query.service is not None:
+                head.append(sql.COND_SERVICE)
+                head_params.append(query.service)
+            order = sql.SEARCH_BY_TEXT_ORDER
+        elif query.service is not None:
+            head.append(sql.SEARCH_BY_SERVICE)
+            head_params.append(query.service)
+            order = sql.SEARCH_BY_SERVICE_ORDER
+        else:
+            head.append(sql.SEARCH_ALL)
+            order = sql.SEARCH_ALL_ORDER
+        for bound, clause in (
+            (query.operation, sql.COND_OPERATION),
+            (int(query.span_kind) if query.span_kind is not None else None, sql.COND_KIND),
+            (query.start_min_unix_nano, sql.COND_START_MIN),
+            (query.start_max_unix_nano, sql.COND_START_MAX),
+            (query.duration_min_nanos, sql.COND_DURATION_MIN),
+            (query.duration_max_nanos, sql.COND_DURATION_MAX),
+        ):
+            if bound is not None:
+                head.append(clause)
+                head_params.append(bound)
+        statement = "".join([*head, *conditions, order])
+
+        tags = list(query.attributes.items())
+        found: dict[bytes, None] = {}
+        cursor = conn.execute(statement, [*head_params, *params])
+        try:
+            for trace_id, kind, status_code, resource_id, attributes in cursor:
+                if trace_id in found:
+                    continue
+                if tags:
+                    attrs = _loads(attributes)
+                    if not all(
+                        (key in attrs and tag_text(attrs[key]) == value)
+                        or resource_id in resources_with[key]
+                        or _derived_match(key, value, kind, status_code)
+                        for key, value in tags
+                    ):
+                        continue
+                found[trace_id] = None
+                if len(found) >= query.limit:
+                    break
+        finally:
+            cursor.close()
+        return [t.hex() for t in found]
+
+    def get_traces(self, trace_ids: Sequence[str]) -> list[list[Span]]:
+        """Return the spans of each trace found, in the order asked; unknown ids are left out."""
+        conn = self._reader()
+        traces: list[list[Span]] = []
+        for trace_id in trace_ids:
+            try:
+                raw = bytes.fromhex(trace_id)
+            except ValueError:
+                continue
+            if len(raw) != 16:
+                continue
+            spans = [self._span(row) for row in conn.execute(sql.SELECT_TRACE, (raw,))]
+            if spans:
+                traces.append(spans)
+        return traces
+
+    def _span(self, row: Sequence[Any]) -> Span:
+        (
+            trace_id,
+            span_id,
+            parent,
+            name,
+            kind,
+            start,
+            duration,
+            status_code,
+            status_message,
+            resource_id,
+            scope_name,
+            scope_version,
+            trace_state,
+            attributes,
+            events,
+            links,
+        ) = row
+        trace_hex = trace_id.hex()
+        return Span(
+            trace_id=trace_hex,
+            span_id=span_id.hex(),
+            parent_span_id=_hex(parent),
+            name=name,
+            kind=SpanKind(kind),
+            start_unix_nano=start,
+            end_unix_nano=start + duration,
+            resource=self._resource(resource_id),
+            scope=Scope(scope_name, scope_version),
+            attributes=_loads(attributes),
+            events=tuple(SpanEvent(t, n, a) for t, n, a in _loads(events)) if events else (),
+            links=tuple(SpanLink(t, s, a) for t, s, a in _loads(links)) if links else (),
+            status_code=StatusCode(status_code),
+            status_message=status_message,
+            trace_state=trace_state,
+        )
+
+    def get_dependencies(self, end_unix_nano: int, lookback_nanos: int) -> list[DependencyLink]:
+        """Return service-to-service call counts for spans that started in the window."""
+        rows = self._reader().execute(
+            sql.SELECT_DEPENDENCIES, (end_unix_nano - lookback_nanos, end_unix_nano)
+        )
+        return [DependencyLink(parent, child, count) for parent, child, count in rows]
+
+    def find_logs(self, query: LogQueryParams) -> list[LogRecord]:
+        """Return matching log records, newest first."""
+        if query.limit <= 0:
+            return []
+        text = [sql.SELECT_LOGS]
+        params: list[Any] = []
+        if query.trace_id is not None:
+            try:
+                raw = bytes.fromhex(query.trace_id)
+            except ValueError:
+                return []
+            text.append(sql.LOG_COND_TRACE)
+            params.append(raw)
+        for value, clause in (
+            (query.service, sql.LOG_COND_SERVICE),
+            (query.min_severity_number, sql.LOG_COND_SEVERITY),
+            (query.text or None, sql.LOG_COND_TEXT),
+            (query.start_min_unix_nano, sql.LOG_COND_START_MIN),
+            (query.start_max_unix_nano, sql.LOG_COND_START_MAX),
+        ):
+            if value is not None:
+                text.append(clause)
+                params.append(value)
+        text.append(sql.LOG_ORDER)
+        params.append(query.limit)
+        records: list[LogRecord] = []
+        for row in self._reader().execute("".join(text), params):
+            (
+                time_ns,
+                observed_ns,
+                severity_number,
+                severity_text,
+                body_text,
+                body_json,
+                resource_id,
+                scope_name,
+                scope_version,
+                attributes,
+                trace_id,
+                span_id,
+            ) = row
+            records.append(
+                LogRecord(
+                    time_unix_nano=time_ns,
+                    observed_time_unix_nano=observed_ns,
+                    severity_number=severity_number,
+                    severity_text=severity_text,
+                    body=_loads(body_json) if body_json is not None else body_text,
+                    resource=self._resource(resource_id),
+                    scope=Scope(scope_name, scope_version),
+                    attributes=_loads(attributes),
+                    trace_id=_hex(trace_id),
+                    span_id=_hex(span_id),
+                )
+            )
+        return records
+
+    def get_metric_names(self) -> list[MetricDescriptor]:
+        """Return every metric seen, sorted by name."""
+        return [
+            MetricDescriptor(name, MetricKind(kind), unit, description)
+            for name, kind, unit, description in self._reader().execute(sql.SELECT_METRIC_NAMES)
+        ]
+
+    def get_metric_points(self, query: MetricQueryParams) -> list[MetricPoint]:
+        """Return the points of one metric, oldest first (for charting)."""
+        if query.limit <= 0:
+            return []
+        text = [sql.SELECT_POINTS]
+        params: list[Any] = [query.name]
+        for value, clause in (
+            (query.service, sql.POINTS_COND_SERVICE),
+            (query.start_min_unix_nano, sql.POINTS_COND_START_MIN),
+            (query.start_max_unix_nano, sql.POINTS_COND_START_MAX),
+        ):
+            if value is not None:
+                text.append(clause)
+                params.append(value)
+        text.append(sql.POINTS_ORDER)
+        params.append(query.limit)
+        points: list[MetricPoint] = []
+        for row in self._reader().execute("".join(text), params):
+            (
+                name,
+                kind,
+                unit,
+                description,
+                resource_id,
+                scope_name,
+                scope_version,
+                attributes,
+                is_monotonic,
+                temporality,
+                time_ns,
+                start_ns,
+                value,
+                histogram,
+            ) = row
+            hist: HistogramValue | None = None
+            if histogram is not None:
+                count, total, buckets, bounds, low, high = _loads(histogram)
+                hist = HistogramValue(count, total, tuple(buckets), tuple(bounds), low, high)
+            points.append(
+                MetricPoint(
+                    name=name,
+                    kind=MetricKind(kind),
+                    resource=self._resource(resource_id),
+                    time_unix_nano=time_ns,
+                    start_time_unix_nano=start_ns,
+                    description=description,
+                    unit=unit,
+                    scope=Scope(scope_name, scope_version),
+                    attributes=_loads(attributes),
+                    value=value,
+                    is_monotonic=None if is_monotonic is None else bool(is_monotonic),
+                    temporality=temporality,
+                    histogram=hist,
+                )
+            )
+        return points
