@@ -64,7 +64,7 @@ class TaskNotFound(TaskError):
 
 
 class InvalidDescription(TaskError, ValueError):
-    """The description is missing, blank, or too long."""
+    """The description is missing, blank, too long, or not one line of text."""
 
 
 def validate_description(description: str | None) -> str:
