@@ -11,9 +11,9 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Union
+from typing import TypeAlias
 
-AttrValue = Union[str, bool, int, float, None, list["AttrValue"], dict[str, "AttrValue"]]
+AttrValue: TypeAlias = "str | bool | int | float | list[AttrValue] | dict[str, AttrValue] | None"
 Attributes = Mapping[str, AttrValue]
 
 #: What a resource without ``service.name`` is stored under (Jaeger does the same).
