@@ -53,4 +53,4 @@ bench: $(STAMP) ## Measure what telemetry costs and how fast otelviewer is (QUIC
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) bench/run.py $(if $(QUICK),--quick)
 
 clean: ## Remove the venv, caches and local databases
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache instance output.log
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache instance src/instance output.log test-artifacts
