@@ -1,8 +1,8 @@
 """configure_sdk / shutdown_sdk: the global SDK, installed once, from the OTEL_* variables.
 
-Installing an SDK is global and permanent for a process, so every case runs a
-small Python script in its own process (environment from ``venv_env``, which
-drops any OTEL_* of the caller) and reads what it prints.
+Installing an SDK is global and permanent for a process, so every case that
+installs one runs a small Python script in its own process (environment from
+``venv_env``, which drops any OTEL_* of the caller) and reads what it prints.
 """
 
 from __future__ import annotations
