@@ -97,12 +97,11 @@ ID_CACHE_SIZE = 100_000
 
 _NANOS_PER_SECOND = 1_000_000_000
 
-# ensure_ascii=False keeps text as text in the JSON, so that the full-text index
-# sees "café" and not "\u00e9" (tag search builds its phrases the same way).
-_dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=False, ensure_ascii=False).encode
-_dumps_sorted = json.JSONEncoder(
-    separators=(",", ":"), allow_nan=False, ensure_ascii=False, sort_keys=True
-).encode
+# Compact JSON, ASCII only (other characters escaped): SQLite's full-text index
+# tokenizes it with its fast "ascii" tokenizer, and tag search builds its phrases
+# with the same encoder, so both sides escape alike.
+_dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+_dumps_sorted = json.JSONEncoder(separators=(",", ":"), allow_nan=False, sort_keys=True).encode
 _loads = json.loads
 
 
@@ -216,11 +215,11 @@ def _derived_match(key: str, value: str, kind: int, status_code: int) -> bool:
 def _phrase(column: str, text: str, *, anchored: bool = False) -> str | None:
     """Return an FTS5 query for ``text`` as a phrase in ``column`` (None: no tokens).
 
-    The tokenizer splits on everything but letters and digits, the same way for
-    the stored JSON and for this phrase, so the phrase finds every exact match
-    (and some near ones, which the caller checks).
+    The ``ascii`` tokenizer splits on every ASCII character but letters and
+    digits, the same way for the stored JSON and for this phrase, so the phrase
+    finds every exact match (and some near ones, which the caller checks).
     """
-    if not any(ch.isalnum() for ch in text):
+    if not any(ch.isalnum() or not ch.isascii() for ch in text):
         return None
     quoted = text.replace('"', '""')
     return f'{column} : {"^" if anchored else ""}"{quoted}"'
