@@ -33,6 +33,7 @@ from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
+from tests.doccmd import doc_command, doc_output
 from tests.support import ROOT, eventually, free_port, running, stop, venv_env, wait_for_http
 
 pytestmark = pytest.mark.e2e
@@ -59,12 +60,12 @@ SEED_ENV = """OTEL_SERVICE_NAME=todo \\
 #: The talk's "grep the URLs": server spans carry no http.url, so it finds nothing.
 SEED_GREP = "cat output.log | grep http.url"
 
-#: The URL grep for the README (default semantic conventions). The trailing
-#: comma keeps the spans' attribute and skips the HTTP duration metric's
-#: data points, whose ``http.target`` (the route) is the last attribute.
-URL_GREP = """grep -o '"http.target": "[^"]*",' output.log | sort | uniq -c"""
-#: The same with OTEL_SEMCONV_STABILITY_OPT_IN=http.
-URL_GREP_STABLE = """grep -o '"url.path": "[^"]*",' output.log | sort | uniq -c"""
+
+#: The URL greps of docs/telemetry-reference.md, as written there.
+URL_GREPS = {
+    "telemetry-grep-urls": doc_command("telemetry-grep-urls"),
+    "telemetry-grep-urls-stable": doc_command("telemetry-grep-urls-stable"),
+}
 
 #: The documented demo setting: metrics every 5 s instead of 60 s.
 DEMO_INTERVAL = {"OTEL_METRIC_EXPORT_INTERVAL": "5000"}
@@ -285,19 +286,26 @@ def test_the_seed_agent_command_prints_spans_metrics_and_logs(
 
 
 @pytest.mark.parametrize(
-    ("name", "grep", "key"),
-    [("agent", URL_GREP, "http.target"), ("agent+stable", URL_GREP_STABLE, "url.path")],
+    ("name", "cmd_id", "key"),
+    [
+        ("agent", "telemetry-grep-urls", "http.target"),
+        ("agent+stable", "telemetry-grep-urls-stable", "url.path"),
+    ],
     ids=["default", "stable"],
 )
-def test_the_url_grep_lists_the_paths_called(
-    seed_runs: dict[str, Run], name: str, grep: str, key: str
+def test_the_url_grep_of_the_docs_lists_the_paths_called(
+    seed_runs: dict[str, Run], name: str, cmd_id: str, key: str
 ) -> None:
+    grep = URL_GREPS[cmd_id]
     output = seed_runs[name].output
     assert seed_runs[name].console.metrics, "metrics were exported: the grep must skip them"
     result = subprocess.run(
         ["bash", "-c", grep], cwd=output.parent, capture_output=True, text=True, check=True
     )
-    assert result.stdout.splitlines() == [f'{n:7d} "{key}": "{path}",' for n, path in PATH_COUNTS]
+    lines = result.stdout.splitlines()
+    assert lines == [f'{n:7d} "{key}": "{path}",' for n, path in PATH_COUNTS]
+    # The docs' sample (a list page, then one task added with the form) is part of it.
+    assert set(doc_output(cmd_id)) <= set(lines)
 
 
 def test_the_seeds_http_url_grep_finds_nothing(seed_runs: dict[str, Run]) -> None:
