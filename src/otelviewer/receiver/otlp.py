@@ -57,6 +57,12 @@ from otelviewer.model import (
 
 logger = logging.getLogger(__name__)
 
+#: The largest request accepted, after decompression (gRPC and HTTP alike). The
+#: SDKs send batches of 512 spans, about 0.2-0.5 MB; the Collector's own limits are
+#: 4 MiB (gRPC) and 20 MiB (HTTP). 16 MiB takes big log bodies and still bounds
+#: what one request can make the process hold (times the worker threads).
+DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024
+
 #: How deep OTLP/JSON may nest (AnyValue arrays in maps in arrays...). protobuf's
 #: own default; deeper requests are refused as undecodable rather than exhausting
 #: the stack.

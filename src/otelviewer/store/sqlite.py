@@ -164,7 +164,10 @@ def _migrate(conn: sqlite3.Connection, path: str) -> None:
             for statement in _split_script(sql.MIGRATIONS[target]):
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {target + 1}")
-            logger.info("database %s migrated to schema version %d", path, target + 1)
+        if version == 0:
+            logger.info("created the database %s", path)
+        elif version < sql.SCHEMA_VERSION:
+            logger.info("upgraded the database %s to schema version %d", path, sql.SCHEMA_VERSION)
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
