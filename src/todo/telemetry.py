@@ -348,6 +348,8 @@ def _instrument_flask(
     """Instrument the app with the Flask instrumentation (SERVER spans, HTTP metrics)."""
     if getattr(app, "_is_instrumented_by_opentelemetry", False) and not _remove_agent_hooks(app):
         return
+    hooks = app.before_request_funcs.setdefault(None, [])
+    others = list(hooks)
     FlaskInstrumentor.instrument_app(  # type: ignore[no-untyped-call]
         app,
         request_hook=_name_unmatched_requests,
@@ -355,6 +357,10 @@ def _instrument_flask(
         meter_provider=meter_provider,
         excluded_urls=excluded_urls,
     )
+    # The span starts in a before_request hook. Run it first: a hook that
+    # refuses the request (CSRF's, registered earlier) would otherwise leave
+    # that request without a span.
+    hooks[:] = [f for f in hooks if f not in others] + others
 
 
 def _name_unmatched_requests(span: trace.Span, _environ: Mapping[str, Any]) -> None:

@@ -540,14 +540,22 @@ def test_plain_flask_run_prints_no_telemetry(tmp_path: Path) -> None:
     assert "trace_id" not in text
 
 
-def test_ctrl_c_flushes_the_agents_metrics(tmp_path: Path) -> None:
+def test_ctrl_c_flushes_the_agents_metrics_and_log_lines_can_carry_trace_ids(
+    tmp_path: Path,
+) -> None:
     """Without tee in the way, Ctrl+C exports what is pending, metrics included."""
     port = free_port()
-    output = tmp_path / "output.log"
+    output, terminal = tmp_path / "output.log", tmp_path / "terminal.log"
     script = seed(SEED_AGENT, port=port, output=output).replace(f"| tee {output}", f"> {output}")
-    with running(["bash", "-c", script], env=app_env(tmp_path)):
+    env = app_env(tmp_path, OTEL_PYTHON_LOG_CORRELATION="true")
+    with running(["bash", "-c", script], env=env, stdout_path=terminal):
         wait_for_http(f"http://127.0.0.1:{port}/healthz")
         use_the_app(f"http://127.0.0.1:{port}")
     console = parse_console(output.read_text())
     assert [p["value"] for p in console.metric_points("todo.tasks.created")] == [2]
     assert "POST /api/tasks" in console.span_names()
+    (record,) = [r for r in console.logs if r["body"] == "added task 2: 'Walk dog'"]
+    # The text line on stderr carries the same ids as the OTel record.
+    (line,) = [line for line in terminal.read_text().splitlines() if "added task 2" in line]
+    assert f"trace_id={record['trace_id'][2:]} span_id={record['span_id'][2:]}" in line
+    assert "resource.service.name=todo" in line

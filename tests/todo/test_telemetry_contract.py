@@ -536,3 +536,30 @@ def test_two_apps_in_one_process_keep_their_logs_apart(
     theirs = [str(r.log_record.body) for r in other_logs.get_finished_logs()]
     assert [b for b in mine if b.startswith("added")] == ["added task 1: 'mine'"]
     assert [b for b in theirs if b.startswith("added")] == ["added task 2: 'theirs'"]
+
+
+def test_every_change_logs_one_record_in_its_span(make_app: MakeApp, telemetry: Telemetry) -> None:
+    app = make_app(
+        WTF_CSRF_ENABLED=True,
+        TELEMETRY_TRACER_PROVIDER=telemetry.tracer_provider,
+        TELEMETRY_LOGGER_PROVIDER=telemetry.logger_provider,
+    )
+    client = app.test_client()
+    task_id = _add(client)
+    client.patch(f"/api/tasks/{task_id}", json={"done": True})
+    client.patch(f"/api/tasks/{task_id}", json={"done": False})
+    client.delete(f"/api/tasks/{task_id}")
+    assert client.post("/add", data={"description": "no token"}).status_code == 400
+
+    spans = {s.context.span_id: s.name for s in telemetry.finished()}
+    logged = [
+        (str(r.log_record.body), r.log_record.severity_text, spans.get(r.log_record.span_id or 0))
+        for r in telemetry.records()
+    ]
+    assert logged == [
+        (f"added task {task_id}: 'Buy milk'", "INFO", "todo.tasks.add"),
+        (f"updated task {task_id}: done=True 'Buy milk'", "INFO", "todo.tasks.update"),
+        (f"updated task {task_id}: done=False 'Buy milk'", "INFO", "todo.tasks.update"),
+        (f"deleted task {task_id}: 'Buy milk'", "INFO", "todo.tasks.delete"),
+        ("refused a form post: The CSRF token is missing.", "INFO", "POST /add"),
+    ]
