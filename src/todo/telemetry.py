@@ -5,6 +5,7 @@ Usage
 The application factory sets telemetry up in two calls::
 
     telemetry.configure_sdk()  # the SDK from OTEL_*, unless the agent installed one
+    db.init_app(app)
     ...
     telemetry.init_app(app)    # after db.init_app(app): instruments this app
 
@@ -28,9 +29,11 @@ Three ways to run
 -----------------
 * **The agent**: ``opentelemetry-instrument ... flask run`` installs the SDK and
   instruments Flask, SQLAlchemy and logging before the app starts.
-  :func:`configure_sdk` then does nothing, and :func:`init_app` only adds what
-  the agent cannot know (our instruments, the default URL exclusions, the log
-  level), so nothing is exported twice.
+  :func:`configure_sdk` then does nothing. :func:`init_app` adds our
+  instruments and sets the ``todo`` logger's level; it leaves the DB spans and
+  the log handler to the agent (nothing is exported twice), and re-instruments
+  the app's Flask hooks with the same providers so that the URL exclusions and
+  span naming below hold under the agent too.
 * **In code, without the agent**: ``OTEL_TRACES_EXPORTER=console flask run``:
   :func:`configure_sdk` installs the SDK with the same configurator the agent
   uses, and :func:`init_app` instruments the app.
