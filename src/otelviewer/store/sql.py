@@ -29,6 +29,8 @@ Layout (version 1):
 
 from __future__ import annotations
 
+import functools
+
 #: The schema version this code reads and writes (``PRAGMA user_version``).
 SCHEMA_VERSION = 1
 
@@ -176,27 +178,28 @@ SELECT_RESOURCE_ID = "SELECT id FROM resources WHERE fingerprint = ?"
 INSERT_RESOURCE = (
     "INSERT OR IGNORE INTO resources (fingerprint, service, attributes) VALUES (?, ?, ?)"
 )
-INSERT_SPAN = """
+# Rows are inserted with one multi-row statement per batch (see rows_insert()),
+# not executemany(): Python's sqlite3 releases the GIL around every row's step,
+# and each re-acquisition can wait for a decoding thread's whole switch interval.
+INSERT_SPANS = """
 INSERT OR IGNORE INTO spans (
     trace_id, span_id, parent_span_id, service, name, kind, start_ns, duration_ns,
     status_code, status_message, resource_id, scope_name, scope_version, trace_state,
     attributes, events, links)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-"""
+VALUES"""
 #: Index the spans the batch added (their pk is above the largest before it).
 INDEX_NEW_SPANS = (
     "INSERT INTO span_search (rowid, name, attributes)"
     " SELECT pk, name, attributes FROM spans WHERE pk > ?"
 )
 SELECT_LAST_SPAN_PK = "SELECT coalesce(max(pk), 0) FROM spans"
-INSERT_OPERATION = "INSERT OR IGNORE INTO operations (service, name, kind) VALUES (?, ?, ?)"
-INSERT_LOG = """
+INSERT_OPERATIONS = "INSERT OR IGNORE INTO operations (service, name, kind) VALUES"
+INSERT_LOGS = """
 INSERT OR IGNORE INTO logs (
     fingerprint, sort_ns, time_ns, observed_ns, severity_number, severity_text,
     body_text, body_json, service, resource_id, scope_name, scope_version, attributes,
     trace_id, span_id)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-"""
+VALUES"""
 SELECT_SERIES_ID = "SELECT id FROM metric_series WHERE fingerprint = ?"
 INSERT_SERIES = """
 INSERT OR IGNORE INTO metric_series (
@@ -204,10 +207,17 @@ INSERT OR IGNORE INTO metric_series (
     scope_version, attributes, is_monotonic, temporality)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
-INSERT_POINT = """
+INSERT_POINTS = """
 INSERT OR IGNORE INTO metric_points (series_id, time_ns, start_ns, value, histogram)
-VALUES (?, ?, ?, ?, ?)
-"""
+VALUES"""
+
+
+@functools.lru_cache(maxsize=64)
+def rows_insert(head: str, columns: int, rows: int) -> str:
+    """Return ``head`` followed by ``rows`` groups of ``columns`` placeholders."""
+    group = "(" + ", ".join("?" * columns) + ")"
+    return head + " " + ", ".join([group] * rows)
+
 
 # --- retention -----------------------------------------------------------------------
 

@@ -95,6 +95,11 @@ OPERATION_CACHE_SIZE = 100_000
 #: Resource and series ids remembered; cleared when full for the same reason.
 ID_CACHE_SIZE = 100_000
 
+#: Rows per multi-row INSERT: an SDK batch (512) goes in one statement.
+MAX_ROWS_PER_INSERT = 1_000
+#: SQLite's bound-parameter limit before 3.32, assumed where it cannot be asked.
+SQLITE_MIN_MAX_VARIABLES = 999
+
 _NANOS_PER_SECOND = 1_000_000_000
 
 # Compact JSON, ASCII only (other characters escaped): SQLite's full-text index
@@ -127,6 +132,30 @@ def _json(value: Any, *, sort_keys: bool = False) -> str:
         return dumps(value)
     except ValueError:
         return dumps(_finite(value))
+
+
+def _insert_rows(conn: sqlite3.Connection, head: str, rows: Sequence[Sequence[Any]]) -> int:
+    """Insert ``rows`` with as few multi-row statements as SQLite's limits allow.
+
+    Returns:
+        How many rows were inserted (ignored duplicates not counted).
+    """
+    columns = len(rows[0])
+    per_statement = max(1, min(MAX_ROWS_PER_INSERT, _max_variables(conn) // columns))
+    inserted = 0
+    for first in range(0, len(rows), per_statement):
+        chunk = rows[first : first + per_statement]
+        params = [value for row in chunk for value in row]
+        inserted += conn.execute(sql.rows_insert(head, columns, len(chunk)), params).rowcount
+    return inserted
+
+
+def _max_variables(conn: sqlite3.Connection) -> int:
+    getlimit = getattr(conn, "getlimit", None)  # Python 3.11+
+    category = getattr(sqlite3, "SQLITE_LIMIT_VARIABLE_NUMBER", None)
+    if getlimit is None or category is None:
+        return SQLITE_MIN_MAX_VARIABLES
+    return int(getlimit(category))
 
 
 def _split_script(script: str) -> Iterator[str]:
@@ -383,16 +412,16 @@ class SqliteStore:
             )
             if span_rows:
                 last_pk = conn.execute(sql.SELECT_LAST_SPAN_PK).fetchone()[0]
-                if conn.executemany(sql.INSERT_SPAN, span_rows).rowcount:
+                if _insert_rows(conn, sql.INSERT_SPANS, span_rows):
                     conn.execute(sql.INDEX_NEW_SPANS, (last_pk,))
             if operations:
-                conn.executemany(sql.INSERT_OPERATION, operations)
+                _insert_rows(conn, sql.INSERT_OPERATIONS, list(operations))
             if log_rows:
-                conn.executemany(sql.INSERT_LOG, log_rows)
+                _insert_rows(conn, sql.INSERT_LOGS, log_rows)
             new_series: dict[str, int] = {}
             if series_rows:
                 new_series = self._resolve_series(conn, series_rows, point_rows)
-                conn.executemany(sql.INSERT_POINT, point_rows)
+                _insert_rows(conn, sql.INSERT_POINTS, point_rows)
         # Only now, after COMMIT, may other writes rely on these ids.
         self._remember(self._resource_ids, new_resources)
         self._remember(self._series_ids, new_series)
