@@ -22,6 +22,7 @@ Method (issue 3, section 7):
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import http.client
 import json
 import logging
@@ -55,7 +56,8 @@ SERVICE_SEARCH_GOAL_MS = 100.0
 TAG_SEARCH_GOAL_MS = 300.0
 #: Retention for the benchmark's server: keep everything that was generated.
 KEEP_SPANS = 10_000_000
-KEEP_AGE_S = 10 * 365 * 24 * 3600
+KEEP_AGE_DAYS = 3650
+KEEP_AGE_S = KEEP_AGE_DAYS * 24 * 3600
 #: The search limit the Jaeger UI sends by default.
 SEARCH_LIMIT = 20
 #: Tag values that match no span: a search that must find out quickly that nothing matches.
@@ -80,7 +82,7 @@ class Dataset:
     """What the generated database holds, for building queries (stored next to it)."""
 
     spans: int
-    schema_version: int
+    schema: str
     generator_version: int
     start_unix_nano: int
     end_unix_nano: int
@@ -89,12 +91,24 @@ class Dataset:
     build_s: float
 
 
-def dataset_path(spans: int, schema_version: int) -> Path:
-    """Return the cache file of a database of ``spans`` spans at ``schema_version``."""
-    return RESULTS / f"query-{spans}-schema{schema_version}-gen{GENERATOR_VERSION}.db"
+def schema_key() -> str:
+    """Return the store's schema version plus a digest of its DDL.
+
+    The digest catches a schema edited during development without a version bump,
+    so a cached database is never read by code that expects another layout.
+    """
+    from otelviewer.store import sql
+
+    digest = hashlib.sha256("\n".join(sql.MIGRATIONS).encode()).hexdigest()[:10]
+    return f"schema{sql.SCHEMA_VERSION}-{digest}"
 
 
-def build(path: Path, spans: int, schema_version: int) -> Dataset:
+def dataset_path(spans: int, schema: str) -> Path:
+    """Return the cache file of a database of ``spans`` spans for ``schema``."""
+    return RESULTS / f"query-{spans}-{schema}-gen{GENERATOR_VERSION}.db"
+
+
+def build(path: Path, spans: int, schema: str) -> Dataset:
     """Write ``spans`` generated spans into a new database at ``path``."""
     from otelviewer.model import Batch
     from otelviewer.store.sqlite import SqliteStore
@@ -132,7 +146,7 @@ def build(path: Path, spans: int, schema_version: int) -> Dataset:
     build_s = time.monotonic() - began
     dataset = Dataset(
         spans=written,
-        schema_version=schema_version,
+        schema=schema,
         generator_version=GENERATOR_VERSION,
         start_unix_nano=start,
         end_unix_nano=start + (traces + 1) * TRACE_SPACING_NANOS + 10**9,
@@ -145,19 +159,18 @@ def build(path: Path, spans: int, schema_version: int) -> Dataset:
 
 def dataset(spans: int) -> tuple[Path, Dataset, bool]:
     """Return the cached database of ``spans`` spans (built when missing); and if it was built."""
-    from otelviewer.store.sql import SCHEMA_VERSION
-
-    path = dataset_path(spans, SCHEMA_VERSION)
+    schema = schema_key()
+    path = dataset_path(spans, schema)
     meta = path.with_suffix(".json")
     if path.exists() and meta.exists():
         raw = json.loads(meta.read_text(encoding="utf-8"))
         raw["samples"] = [tuple(s) for s in raw["samples"]]
         found = Dataset(**raw)
-        if found.spans >= spans and found.schema_version == SCHEMA_VERSION:
+        if found.spans >= spans and found.schema == schema:
             return path, found, False
     RESULTS.mkdir(parents=True, exist_ok=True)
     logger.info("building a database of %d spans in %s (cached for later runs)", spans, path)
-    return path, build(path, spans, SCHEMA_VERSION), True
+    return path, build(path, spans, schema), True
 
 
 @contextlib.contextmanager
@@ -180,7 +193,7 @@ def otelviewer(db: Path, log: Path) -> Iterator[int]:
         "--max-spans",
         str(KEEP_SPANS),
         "--max-age",
-        f"{KEEP_AGE_S}s",
+        f"{KEEP_AGE_DAYS}d",
     ]
     with running(args, stdout_path=log):
         wait_for_http(f"http://127.0.0.1:{ui}/api/services", timeout=60)
