@@ -1,0 +1,434 @@
+"""OTLP decoding: protobuf and OTLP/JSON requests to model batches, repairs, rejections.
+
+The JSON payloads are written by hand from the OTLP specification
+(opentelemetry-proto ``docs/specification.md``, "JSON Protobuf Encoding"): hex ids,
+integer enums, lowerCamelCase keys, 64-bit integers as strings, unknown fields.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from google.protobuf import json_format
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from otelviewer.model import (
+    UNKNOWN_SERVICE,
+    HistogramValue,
+    MetricKind,
+    Resource,
+    Scope,
+    SpanEvent,
+    SpanKind,
+    SpanLink,
+    StatusCode,
+)
+from otelviewer.receiver.otlp import LOGS, METRICS, TRACES, DecodeError
+
+TRACE_ID = "5b8efff798038103d269b633813fc60c"
+SPAN_ID = "eee19b7ec3c1b174"
+PARENT_ID = "eee19b7ec3c1b173"
+T = 1_544_712_660_000_000_000
+
+
+def json_bytes(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload).encode()
+
+
+def resource(service: str | None = "todo") -> dict[str, Any]:
+    attrs: list[dict[str, Any]] = [{"key": "host.name", "value": {"stringValue": "box"}}]
+    if service is not None:
+        attrs.insert(0, {"key": "service.name", "value": {"stringValue": service}})
+    return {"attributes": attrs}
+
+
+def json_spans(*spans: dict[str, Any], service: str | None = "todo") -> dict[str, Any]:
+    return {
+        "resourceSpans": [
+            {
+                "resource": resource(service),
+                "scopeSpans": [{"scope": {"name": "todo", "version": "1.0"}, "spans": list(spans)}],
+            }
+        ]
+    }
+
+
+def json_span(**fields: Any) -> dict[str, Any]:
+    span: dict[str, Any] = {
+        "traceId": TRACE_ID,
+        "spanId": SPAN_ID,
+        "name": "GET /",
+        "kind": 2,
+        "startTimeUnixNano": str(T),
+        "endTimeUnixNano": str(T + 1_000_000),
+    }
+    span.update(fields)
+    return span
+
+
+# --- OTLP/JSON -------------------------------------------------------------------------
+
+
+def test_the_specification_example_span() -> None:
+    payload = json_spans(
+        json_span(
+            parentSpanId=PARENT_ID,
+            traceState="vendor=1",
+            kind=3,
+            startTimeUnixNano="1544712660000000000",
+            endTimeUnixNano=1544712661000000000,  # a number works too
+            attributes=[
+                {"key": "http.method", "value": {"stringValue": "GET"}},
+                {"key": "http.status_code", "value": {"intValue": "200"}},
+                {"key": "retry", "value": {"boolValue": True}},
+                {"key": "ratio", "value": {"doubleValue": 0.5}},
+                {"key": "bytes", "value": {"bytesValue": "aGk="}},
+                {"key": "list", "value": {"arrayValue": {"values": [{"intValue": 1}, {}]}}},
+                {
+                    "key": "map",
+                    "value": {
+                        "kvlistValue": {"values": [{"key": "a", "value": {"stringValue": "b"}}]}
+                    },
+                },
+            ],
+            events=[
+                {
+                    "timeUnixNano": "1544712660500000000",
+                    "name": "exception",
+                    "attributes": [{"key": "exception.type", "value": {"stringValue": "E"}}],
+                }
+            ],
+            links=[{"traceId": "0af7651916cd43dd8448eb211c80319c", "spanId": "b7ad6b7169203331"}],
+            status={"code": 2, "message": "boom"},
+            flags=257,  # a newer field: fine
+            someFutureField={"x": 1},  # unknown: ignored
+        )
+    )
+    decoded = TRACES.decode(json_bytes(payload), is_json=True)
+    assert decoded.rejected == 0
+    [span] = decoded.batch.spans
+    assert span.trace_id == TRACE_ID
+    assert span.span_id == SPAN_ID
+    assert span.parent_span_id == PARENT_ID
+    assert span.kind is SpanKind.CLIENT
+    assert span.trace_state == "vendor=1"
+    assert (span.start_unix_nano, span.end_unix_nano) == (1544712660000000000, 1544712661000000000)
+    assert span.attributes == {
+        "http.method": "GET",
+        "http.status_code": 200,
+        "retry": True,
+        "ratio": 0.5,
+        "bytes": "aGk=",
+        "list": [1, None],
+        "map": {"a": "b"},
+    }
+    assert span.events == (SpanEvent(1544712660500000000, "exception", {"exception.type": "E"}),)
+    assert span.links == (SpanLink("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331", {}),)
+    assert (span.status_code, span.status_message) == (StatusCode.ERROR, "boom")
+    assert span.resource == Resource("todo", {"service.name": "todo", "host.name": "box"})
+    assert span.scope == Scope("todo", "1.0")
+
+
+def test_snake_case_names_and_enum_names_are_accepted() -> None:
+    payload = {
+        "resource_spans": [
+            {
+                "scope_spans": [
+                    {
+                        "spans": [
+                            {
+                                "trace_id": TRACE_ID,
+                                "span_id": SPAN_ID,
+                                "parent_span_id": "",
+                                "name": "x",
+                                "kind": "SPAN_KIND_SERVER",
+                                "start_time_unix_nano": "5",
+                                "end_time_unix_nano": "6",
+                            }
+                        ]
+                    }
+                ]
+            }
+        ]
+    }
+    [span] = TRACES.decode(json_bytes(payload), is_json=True).batch.spans
+    assert (span.kind, span.parent_span_id, span.duration_nanos) == (SpanKind.SERVER, None, 1)
+
+
+def test_uppercase_hex_ids_are_accepted() -> None:
+    payload = json_spans(json_span(traceId=TRACE_ID.upper(), spanId=SPAN_ID.upper()))
+    [span] = TRACES.decode(json_bytes(payload), is_json=True).batch.spans
+    assert (span.trace_id, span.span_id) == (TRACE_ID, SPAN_ID)
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        ({"traceId": "00000000000000000000000000000000"}, "trace_id"),
+        ({"traceId": "5b8e"}, "trace_id"),
+        ({"traceId": "not hex at all, not hex at all!!"}, "trace_id"),
+        ({"traceId": ""}, "trace_id"),
+        ({"spanId": "0000000000000000"}, "span_id"),
+        ({"spanId": "eee19b7ec3c1b17"}, "span_id"),
+        ({"parentSpanId": "eee1"}, "parent_span_id"),
+    ],
+)
+def test_spans_with_bad_ids_are_rejected_and_counted(fields: dict[str, str], reason: str) -> None:
+    payload = json_spans(json_span(spanId="1111111111111111"), json_span(**fields))
+    decoded = TRACES.decode(json_bytes(payload), is_json=True)
+    assert [s.span_id for s in decoded.batch.spans] == ["1111111111111111"]
+    assert decoded.rejected == 1
+    assert decoded.error_message.startswith("rejected 1 of 2 spans: 1 with a")
+    assert reason in decoded.error_message
+    response = TRACES.response_for(decoded)
+    assert response.partial_success.rejected_spans == 1
+    assert response.partial_success.error_message == decoded.error_message
+
+
+def test_a_fully_accepted_request_has_no_partial_success() -> None:
+    decoded = TRACES.decode(json_bytes(json_spans(json_span())), is_json=True)
+    assert not TRACES.response_for(decoded).HasField("partial_success")
+
+
+def test_repairs_instead_of_rejections() -> None:
+    payload = json_spans(
+        json_span(
+            startTimeUnixNano="2000", endTimeUnixNano="1000", parentSpanId="0000000000000000"
+        ),
+        service=None,
+    )
+    decoded = TRACES.decode(json_bytes(payload), is_json=True)
+    assert decoded.rejected == 0
+    [span] = decoded.batch.spans
+    assert span.resource.service_name == UNKNOWN_SERVICE
+    assert (span.start_unix_nano, span.end_unix_nano) == (2000, 2000)
+    assert span.parent_span_id is None  # all-zero parent: a root span
+
+
+def test_an_empty_service_name_is_repaired_too() -> None:
+    decoded = TRACES.decode(json_bytes(json_spans(json_span(), service="")), is_json=True)
+    assert decoded.batch.spans[0].resource.service_name == UNKNOWN_SERVICE
+
+
+def test_invalid_utf8_in_json_is_replaced() -> None:
+    body = json_bytes(json_spans(json_span(name="NAME"))).replace(b"NAME", b"caf\xc3 \xff")
+    [span] = TRACES.decode(body, is_json=True).batch.spans
+    assert span.name == "caf\ufffd \ufffd"
+
+
+def test_unpaired_surrogates_in_json_are_replaced() -> None:
+    body = json_bytes(json_spans(json_span(name="a\ud800b"))).replace(b"\\\\", b"\\")
+    assert b"\\ud800" in body
+    [span] = TRACES.decode(body, is_json=True).batch.spans
+    assert span.name == "a\ufffdb"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"{",
+        b"[]",
+        b'"text"',
+        b'{"resourceSpans": 3}',
+        b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"startTimeUnixNano": "soon"}]}]}]}',
+        b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"name": {"a": 1}}]}]}]}',
+        b"\x0a\x03abc",
+    ],
+)
+def test_undecodable_json(body: bytes) -> None:
+    with pytest.raises(DecodeError, match="not (a )?valid"):
+        TRACES.decode(body, is_json=True)
+
+
+def test_an_empty_json_object_is_an_empty_request() -> None:
+    decoded = TRACES.decode(b"{}", is_json=True)
+    assert decoded.batch.spans == ()
+    assert decoded.rejected == 0
+
+
+def test_json_logs_with_hex_ids() -> None:
+    payload = {
+        "resourceLogs": [
+            {
+                "resource": resource(),
+                "scopeLogs": [
+                    {
+                        "scope": {"name": "todo"},
+                        "logRecords": [
+                            {
+                                "timeUnixNano": str(T),
+                                "observedTimeUnixNano": str(T + 1),
+                                "severityNumber": 9,
+                                "severityText": "INFO",
+                                "body": {"stringValue": "Task added"},
+                                "attributes": [{"key": "todo.task.id", "value": {"intValue": "7"}}],
+                                "traceId": TRACE_ID,
+                                "spanId": SPAN_ID,
+                            },
+                            {"timeUnixNano": "5", "body": {"kvlistValue": {"values": []}}},
+                            {"timeUnixNano": "6", "traceId": "abcd"},
+                        ],
+                    }
+                ],
+            }
+        ]
+    }
+    decoded = LOGS.decode(json_bytes(payload), is_json=True)
+    first, second = decoded.batch.logs
+    assert (first.trace_id, first.span_id, first.body) == (TRACE_ID, SPAN_ID, "Task added")
+    assert (first.severity_number, first.severity_text) == (9, "INFO")
+    assert (first.time_unix_nano, first.observed_time_unix_nano) == (T, T + 1)
+    assert first.attributes == {"todo.task.id": 7}
+    assert (second.trace_id, second.span_id, second.body) == (None, None, {})
+    assert decoded.rejected == 1
+    assert "1 with a trace_id that is not 16 bytes" in decoded.error_message
+    assert LOGS.response_for(decoded).partial_success.rejected_log_records == 1
+
+
+def test_json_metrics_of_every_kind() -> None:
+    def metric(name: str, **data: Any) -> dict[str, Any]:
+        return {"name": name, "unit": "1", "description": f"{name}!", **data}
+
+    point = {"timeUnixNano": str(T), "startTimeUnixNano": "1", "attributes": []}
+    payload = {
+        "resourceMetrics": [
+            {
+                "resource": resource(),
+                "scopeMetrics": [
+                    {
+                        "scope": {"name": "todo"},
+                        "metrics": [
+                            metric(
+                                "requests",
+                                sum={
+                                    "dataPoints": [{**point, "asInt": "3"}],
+                                    "aggregationTemporality": 2,
+                                    "isMonotonic": True,
+                                },
+                            ),
+                            metric("open", gauge={"dataPoints": [{**point, "asDouble": 2.5}]}),
+                            metric(
+                                "duration",
+                                histogram={
+                                    "dataPoints": [
+                                        {
+                                            **point,
+                                            "count": "3",
+                                            "sum": 7.5,
+                                            "bucketCounts": ["1", "2", "0"],
+                                            "explicitBounds": [1, 5],
+                                            "min": 0.5,
+                                            "max": 4,
+                                            "exemplars": [{"traceId": TRACE_ID, "spanId": SPAN_ID}],
+                                        },
+                                        {
+                                            **point,
+                                            "count": "1",
+                                            "bucketCounts": ["1"],
+                                            "explicitBounds": [1],
+                                        },
+                                    ],
+                                    "aggregationTemporality": 1,
+                                },
+                            ),
+                            metric("exp", exponentialHistogram={"dataPoints": [point]}),
+                            metric("novalue", gauge={"dataPoints": [point]}),
+                            metric("", gauge={"dataPoints": [{**point, "asInt": "1"}]}),
+                        ],
+                    }
+                ],
+            }
+        ]
+    }
+    decoded = METRICS.decode(json_bytes(payload), is_json=True)
+    requests, open_tasks, duration = decoded.batch.metrics
+    assert (requests.name, requests.kind, requests.value) == ("requests", MetricKind.SUM, 3.0)
+    assert (requests.is_monotonic, requests.temporality, requests.unit) == (True, 2, "1")
+    assert (requests.description, requests.time_unix_nano, requests.start_time_unix_nano) == (
+        "requests!",
+        T,
+        1,
+    )
+    assert (open_tasks.kind, open_tasks.value, open_tasks.is_monotonic) == (
+        MetricKind.GAUGE,
+        2.5,
+        None,
+    )
+    assert duration.kind is MetricKind.HISTOGRAM
+    assert duration.histogram == HistogramValue(3, 7.5, (1, 2, 0), (1.0, 5.0), 0.5, 4.0)
+    assert duration.temporality == 1
+    assert decoded.rejected == 4
+    assert decoded.error_message == (
+        "rejected 4 of 7 data points: 1 whose bucket_counts do not match explicit_bounds, "
+        "1 of exponential histograms or summaries (not stored), 1 without a value, "
+        "1 of a metric without a name"
+    )
+    assert METRICS.response_for(decoded).partial_success.rejected_data_points == 4
+
+
+# --- protobuf --------------------------------------------------------------------------
+
+
+def proto_request(payload: dict[str, Any]) -> bytes:
+    """Build a protobuf request from the same JSON (through our JSON path)."""
+    message = TRACES.parse_json(json_bytes(payload))
+    assert isinstance(message, ExportTraceServiceRequest)
+    return message.SerializeToString()
+
+
+def test_protobuf_and_json_decode_to_the_same_batch() -> None:
+    payload = json_spans(
+        json_span(attributes=[{"key": "k", "value": {"intValue": "-5"}}], status={"code": 1})
+    )
+    from_json = TRACES.decode(json_bytes(payload), is_json=True)
+    from_proto = TRACES.decode(proto_request(payload))
+    assert from_proto == from_json
+    assert from_proto.batch.spans[0].attributes == {"k": -5}
+
+
+def test_invalid_utf8_in_protobuf_is_repaired_not_refused() -> None:
+    payload = json_spans(
+        json_span(
+            name="NAME1",
+            attributes=[
+                {"key": "KEY1", "value": {"stringValue": "VAL1"}},
+                {"key": "list", "value": {"arrayValue": {"values": [{"stringValue": "VAL2"}]}}},
+            ],
+        )
+    )
+    data = proto_request(payload)
+    for marker in (b"NAME1", b"KEY1", b"VAL1", b"VAL2"):
+        data = data.replace(marker, marker[:-2] + b"\xff\xfe")  # same length, invalid UTF-8
+    with pytest.raises(Exception, match="UTF-8"):
+        ExportTraceServiceRequest.FromString(data)  # what the plain parser says
+    [span] = TRACES.decode(data).batch.spans
+    assert span.name == "NAM\ufffd\ufffd"
+    assert span.attributes == {"KE\ufffd\ufffd": "VA\ufffd\ufffd", "list": ["VA\ufffd\ufffd"]}
+    assert span.trace_id == TRACE_ID
+
+
+@pytest.mark.parametrize("body", [b"\xff\xff\xff", b"not protobuf at all", b"\x0a\x05ab"])
+def test_undecodable_protobuf(body: bytes) -> None:
+    with pytest.raises(DecodeError, match="not a valid ExportTraceServiceRequest"):
+        TRACES.decode(body)
+
+
+def test_an_empty_protobuf_body_is_an_empty_request() -> None:
+    assert TRACES.decode(b"").batch.spans == ()
+    assert LOGS.decode(b"").batch.logs == ()
+    assert METRICS.decode(b"").batch.metrics == ()
+
+
+def test_logs_and_metrics_requests_parse_as_their_own_types() -> None:
+    logs = LOGS.parse_json(b'{"resourceLogs": []}')
+    metrics = METRICS.parse_json(b'{"resourceMetrics": []}')
+    assert isinstance(logs, ExportLogsServiceRequest)
+    assert isinstance(metrics, ExportMetricsServiceRequest)
+    assert json_format.MessageToDict(LOGS.response_for(LOGS.convert(logs))) == {}
