@@ -14,13 +14,12 @@ import re
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.otelviewer.conftest import Viewer, start_viewer
 from tests.support import eventually, free_port, running, venv_env, wait_for_http
 
 pytestmark = pytest.mark.e2e
@@ -30,29 +29,11 @@ pytestmark = pytest.mark.e2e
 EXPORT_TIMEOUT_S = 15.0
 
 
-@dataclass
-class Viewer:
-    """A running ``otelviewer serve``."""
-
-    grpc_port: int
-    http_port: int
-    ui: str
-
-
 @pytest.fixture(scope="module")
 def viewer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Viewer]:
     """Start ``otelviewer serve`` on free loopback ports with a throwaway database."""
-    tmp = tmp_path_factory.mktemp("viewer")
-    grpc_port, http_port, ui_port = free_port(), free_port(), free_port()
-    args = [
-        "otelviewer", "serve", "--host", "127.0.0.1",
-        "--grpc-port", str(grpc_port), "--http-port", str(http_port),
-        "--ui-port", str(ui_port), "--db", str(tmp / "otelviewer.db"),
-    ]  # fmt: skip
-    with running(args, stdout_path=tmp / "otelviewer.log"):
-        ui = f"http://127.0.0.1:{ui_port}"
-        wait_for_http(f"{ui}/api/services")
-        yield Viewer(grpc_port, http_port, ui)
+    with start_viewer(tmp_path_factory.mktemp("viewer")) as v:
+        yield v
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +94,7 @@ def test_one_trace_across_client_and_server(viewer: Viewer, app_url: str) -> Non
 
     def add_trace() -> dict[str, Any] | None:
         answer = httpx.get(
-            f"{viewer.ui}/api/traces",
+            f"{viewer.ui_url}/api/traces",
             params={"service": "todo-client", "operation": "todo-client add", "limit": 20},
             timeout=5,
         ).json()
@@ -153,7 +134,7 @@ def test_one_trace_across_client_and_server(viewer: Viewer, app_url: str) -> Non
 
     def dependency() -> list[dict[str, Any]]:
         answer = httpx.get(
-            f"{viewer.ui}/api/dependencies",
+            f"{viewer.ui_url}/api/dependencies",
             params={"endTs": int(time.time() * 1000), "lookback": 3_600_000},
             timeout=5,
         ).json()
@@ -163,14 +144,14 @@ def test_one_trace_across_client_and_server(viewer: Viewer, app_url: str) -> Non
     assert link["callCount"] >= 1
 
 
-def test_a_failed_command_is_an_error_trace(viewer: Viewer, app_url: str, tmp_path: Path) -> None:
+def test_a_failed_command_is_an_error_trace(viewer: Viewer, app_url: str) -> None:
     failed = _client(viewer, app_url, "delete", "987654")
     assert failed.returncode == 1
     assert failed.stderr.endswith("(HTTP 404)\n")
 
     def delete_trace() -> dict[str, Any] | None:
         answer = httpx.get(
-            f"{viewer.ui}/api/traces",
+            f"{viewer.ui_url}/api/traces",
             params={"service": "todo-client", "operation": "todo-client delete", "limit": 5},
             timeout=5,
         ).json()
