@@ -298,6 +298,10 @@ def main(
         meter_provider: The same, for the HTTP client metrics.
     """
     args = build_parser().parse_args(argv)
+    # httpx logs every request at INFO ("HTTP Request: GET ..."). When the SDK turns
+    # logging on (OTEL_PYTHON_LOG_CORRELATION=true, as `make run` sets), that would
+    # fill the terminal of `traffic`; the client reports results and errors itself.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         if tracer_provider is not None or meter_provider is not None:
             return run(args, tracer_provider=tracer_provider, meter_provider=meter_provider)
