@@ -48,12 +48,17 @@ def viewer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Viewer]:
 
 
 @pytest.fixture(scope="module")
-def otlp_app(viewer: Viewer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
-    """The app exporting OTLP to the viewer, as the chapter shows; used once, like a person."""
+def otlp_app(viewer: Viewer, tmp_path_factory: pytest.TempPathFactory) -> App:
+    """The app as the chapter runs it, exporting OTLP to the viewer; used once, then stopped.
+
+    Stopping (Ctrl+C) flushes what the batch processors hold, so the tests that
+    query the viewer do not wait for the next scheduled export.
+    """
     tmp = tmp_path_factory.mktemp("otlp-app")
     with started(doc_command("360-agent-otlp"), tmp, grpc=viewer.grpc) as app:
         use_the_app(app.base)
-        yield app
+    assert app.proc.returncode == 0
+    return app
 
 
 def _traces(script: str, viewer: Viewer, app: App) -> list[dict[str, Any]]:
@@ -146,9 +151,9 @@ def test_the_traces_logs_reach_the_viewer(viewer: Viewer, otlp_app: App) -> None
 def test_the_stable_conventions_put_the_path_in_url_path(viewer: Viewer, tmp_path: Path) -> None:
     with started(doc_command("360-agent-otlp-stable"), tmp_path, grpc=viewer.grpc) as app:
         use_the_app(app.base)
-        traces = eventually(
-            lambda: _traces(doc_command("360-api-traces-stable"), viewer, app), timeout=15
-        )
+    traces = eventually(
+        lambda: _traces(doc_command("360-api-traces-stable"), viewer, app), timeout=15
+    )
     post = _one(traces[0]["spans"], "POST /add")
     tags = _tags(post)
     assert tags["url.path"] == "/add"
