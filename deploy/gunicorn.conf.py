@@ -42,8 +42,10 @@ Telemetry and fork safety:
     and this file imports nothing from the SDK at module level.
     ``worker_exit`` flushes and shuts the SDK down when a worker stops, so a
     graceful stop (SIGTERM to the master, ``docker stop``) loses no telemetry
-    that was recorded. Do not run gunicorn under ``opentelemetry-instrument``:
-    the agent would set the SDK up in the master, before the fork.
+    that was recorded. (The SDK's exit handler would also flush at the end of
+    the process; the hook makes it explicit, ordered and logged.) Do not run
+    gunicorn under ``opentelemetry-instrument``: the agent would set the SDK up
+    in the master, before the fork.
 """
 
 from __future__ import annotations

@@ -38,9 +38,8 @@ from tests.support import ROOT, eventually, running, stop, venv_env, wait_for_po
 
 pytestmark = pytest.mark.e2e
 
-# TEMPORARY, until the otelviewer CLI lands (being built alongside): then removed.
-pytest.importorskip("otelviewer.cli", reason="otelviewer serve is not built yet")
-
+#: The worker count of the chapter's command.
+WORKERS = 2
 #: Export delays (ms) longer than the test: only the shutdown flush exports.
 HOLD_MS = str(3_600_000)
 #: Tasks the other worker creates while the first one holds a half-sent request:
@@ -141,7 +140,7 @@ def test_two_workers_report_separately_and_a_graceful_stop_loses_nothing(
     tmp_path: Path, viewer: Viewer, free_ports: Iterator[int]
 ) -> None:
     doc_env, argv = doc_invocation(doc_command("500-gunicorn"))
-    assert argv == ["gunicorn", "-c", "deploy/gunicorn.conf.py", "--workers", "2"]
+    assert argv == ["gunicorn", "-c", "deploy/gunicorn.conf.py", "--workers", str(WORKERS)]
     assert doc_env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://127.0.0.1:4317"
     app_port = next(free_ports)
     overrides = {
@@ -159,7 +158,7 @@ def test_two_workers_report_separately_and_a_graceful_stop_loses_nothing(
     with running(argv, env=venv_env(**{**doc_env, **overrides}), stdout_path=log) as master:
         wait_for_port(app_port)
         eventually(
-            lambda: len(set(INSTANCE_ID_LOG.findall(log.read_text()))) == 2,
+            lambda: len(INSTANCE_ID_LOG.findall(log.read_text())) == WORKERS,
             timeout=BOOT_TIMEOUT_S,
         )
 
@@ -175,7 +174,7 @@ def test_two_workers_report_separately_and_a_graceful_stop_loses_nothing(
         assert stop(master) == 0
 
     instance_ids = set(INSTANCE_ID_LOG.findall(log.read_text()))
-    assert len(instance_ids) == 2, "each worker gets its own service.instance.id"
+    assert len(instance_ids) == WORKERS, "each worker gets its own service.instance.id"
 
     # Traces: four requests, one trace each; three from one worker, one from the other.
     found = viewer.get("/api/traces?service=todo&limit=100")["data"]
