@@ -75,7 +75,9 @@ Configuration:
         $ OTEL_TRACES_EXPORTER=otlp OTEL_METRICS_EXPORTER=none OTEL_LOGS_EXPORTER=none \\
           OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4317 todo-client list
 
-    Everything is flushed before the command exits. Under the
+    Everything is flushed before the command exits; when the collector is down
+    that costs a few seconds of retries (bounded by ``OTEL_EXPORTER_OTLP_TIMEOUT``)
+    and a warning from the exporter, and the exit code is unchanged. Under the
     ``opentelemetry-instrument`` agent the agent's SDK and httpx instrumentation
     are used as they are (set ``OTEL_SERVICE_NAME=todo-client`` then).
     ``OTEL_PROPAGATORS`` changes the propagation format (default W3C
