@@ -451,7 +451,11 @@ def test_grafana_templates_escape_the_dollar_from_env_expansion() -> None:
 def test_dashboard_provider_reads_the_mounted_folder(services: dict[str, Any]) -> None:
     (provider,) = load_yaml(DASHBOARD_PROVIDERS)["providers"]
     mounts = dict(m.split(":")[:2] for m in services["grafana"]["volumes"])
-    assert mounts["./grafana/dashboards"] == provider["options"]["path"]
+    folder = mounts["./grafana/dashboards"]
+    assert folder == provider["options"]["path"]
+    home = services["grafana"]["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert home.startswith(folder + "/")
+    assert (DASHBOARDS / home.removeprefix(folder + "/")).is_file()
 
 
 def test_dashboard_panels_use_provisioned_datasources(
