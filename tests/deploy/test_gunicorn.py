@@ -205,8 +205,9 @@ def test_two_workers_report_separately_and_a_graceful_stop_loses_nothing(
 
 
 def test_the_config_alone_names_an_app_that_loads() -> None:
-    """`gunicorn -c deploy/gunicorn.conf.py --check-config` imports todo.wsgi:app."""
-    _, argv = doc_invocation(doc_command("500-gunicorn"))
+    """The chapter's bare `gunicorn -c deploy/gunicorn.conf.py` loads todo.wsgi:app."""
+    doc_env, argv = doc_invocation(doc_command("500-serve"))
+    assert (doc_env, argv) == ({}, ["gunicorn", "-c", "deploy/gunicorn.conf.py"])
     result = subprocess.run(
         [*argv, "--check-config"],
         cwd=ROOT,
