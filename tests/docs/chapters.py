@@ -30,6 +30,10 @@ CHAPTER_300 = DOCS / "300-building-our-application"
 CSRF_FIELD = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 #: Terminal colour codes, which Werkzeug adds to some lines.
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
+#: Only for speed: spans and log records are exported every 200 ms instead of
+#: every 5 s and 1 s, so a test does not wait for the batch processors. The
+#: commands themselves are run as the docs show them.
+FAST_BATCHES = {"OTEL_BSP_SCHEDULE_DELAY": "200", "OTEL_BLRP_SCHEDULE_DELAY": "200"}
 #: How long a command started by a test may take to serve (the agent imports a lot).
 APP_STARTUP_S = 30.0
 

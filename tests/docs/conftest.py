@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.doccmd import doc_command
-from tests.docs.chapters import App, started
+from tests.docs.chapters import FAST_BATCHES, App, started
 
 
 @pytest.fixture(scope="session")
@@ -20,12 +20,6 @@ def plain_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
     """
     with started(doc_command("310-flask-run"), tmp_path_factory.mktemp("plain-app")) as app:
         yield app
-
-
-#: Only for speed: spans and log records are exported every 200 ms instead of
-#: every 5 s and 1 s, so a test does not wait for the batch processors. The
-#: commands themselves are run as the docs show them.
-FAST_BATCHES = {"OTEL_BSP_SCHEDULE_DELAY": "200", "OTEL_BLRP_SCHEDULE_DELAY": "200"}
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ import pytest
 
 from tests.doccmd import doc_command, doc_output
 from tests.docs.chapters import (
+    FAST_BATCHES,
     App,
     by_name,
     doc_blocks,
@@ -22,7 +23,6 @@ from tests.docs.chapters import (
     started,
     use_the_app,
 )
-from tests.docs.conftest import FAST_BATCHES
 from tests.support import eventually, stop
 
 pytestmark = pytest.mark.e2e
@@ -101,14 +101,14 @@ def test_the_seed_command_prints_the_request_tree_and_each_log_once(seed_agent: 
     assert skipping[0]["body"] in (Path(__file__).parents[2] / "docs" / CHAPTER).read_text()
 
 
-@pytest.mark.parametrize("command", ["330-agent-console", "330-agent-env"])
+@pytest.mark.parametrize(
+    "script",
+    [doc_command("330-agent-console"), doc_command("330-agent-env")],
+    ids=["options", "variables"],
+)
 def test_tee_i_keeps_the_metrics_flushed_at_ctrl_c_and_the_grep_finds_the_urls(
-    command: str, tmp_path: Path
+    script: str, tmp_path: Path
 ) -> None:
-    script = {
-        "330-agent-console": doc_command("330-agent-console"),
-        "330-agent-env": doc_command("330-agent-env"),
-    }[command]
     with started(script, tmp_path) as app:
         use_the_app(app.base)
     output = app.output_text()
