@@ -1,9 +1,14 @@
 """The telemetry data model shared by the receiver, the store and the query layer.
 
-These are plain, immutable values decoded from OTLP. Ids are lowercase hex
-strings (32 characters for a trace id, 16 for a span id), times are integer
-nanoseconds since the Unix epoch, and attribute values are the JSON-compatible
-form of OTLP's ``AnyValue`` (``bytes`` values are kept as base64 strings).
+These are plain values decoded from OTLP, to be treated as immutable. Ids are
+lowercase hex strings (32 characters for a trace id, 16 for a span id), times are
+integer nanoseconds since the Unix epoch, and attribute values are the
+JSON-compatible form of OTLP's ``AnyValue`` (``bytes`` values are kept as base64
+strings).
+
+``Span``, ``LogRecord`` and ``MetricPoint`` are not ``frozen`` dataclasses: one is
+made per item on the ingest path, and a frozen dataclass takes about four times as
+long to construct (30,000 spans/s leaves about 30 microseconds per span in all).
 """
 
 from __future__ import annotations
@@ -81,7 +86,7 @@ class SpanLink:
     attributes: Attributes = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Span:
     """One span, with its resource and scope."""
 
@@ -107,7 +112,7 @@ class Span:
         return self.end_unix_nano - self.start_unix_nano
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class LogRecord:
     """One log record; ``trace_id`` and ``span_id`` are None when not correlated."""
 
@@ -135,7 +140,7 @@ class HistogramValue:
     max: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MetricPoint:
     """One metric data point (a sum, a gauge, or a histogram)."""
 

@@ -168,8 +168,17 @@ def _any_value(value: Any) -> AttrValue:
     return result
 
 
+_SCALARS = frozenset(("string_value", "int_value", "bool_value", "double_value"))
+
+
 def _attributes(pairs: Iterable[Any]) -> dict[str, AttrValue]:
-    return {kv.key: _any_value(kv.value) for kv in pairs}
+    """Return OTLP ``KeyValue`` pairs as a dict (scalars inline: this is the hot path)."""
+    return {
+        kv.key: getattr(v, which)
+        if (which := (v := kv.value).WhichOneof("value")) in _SCALARS
+        else _any_value(v)
+        for kv in pairs
+    }
 
 
 def _resource(resource: Any) -> Resource:
@@ -236,7 +245,7 @@ def _convert_traces(request: Any) -> Decoded:
                         end if end >= start else start,
                         resource,
                         scope,
-                        {kv.key: _any_value(kv.value) for kv in span.attributes},
+                        _attributes(span.attributes),
                         tuple(
                             SpanEvent(e.time_unix_nano, e.name, _attributes(e.attributes))
                             for e in span.events

@@ -170,6 +170,9 @@ CONNECTION_PRAGMAS = (
     # 64 MiB of page cache per connection: the random-order indexes (trace ids,
     # tags) stay in memory up to a few million spans instead of being re-read.
     "PRAGMA cache_size = -65536",
+    # After a checkpoint, a WAL file larger than this is truncated back (the
+    # space is reused anyway; this only returns a burst's worth to the disk).
+    "PRAGMA journal_size_limit = 67108864",
 )
 
 # --- writes --------------------------------------------------------------------------

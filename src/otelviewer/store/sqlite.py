@@ -86,6 +86,10 @@ DEFAULT_WRITE_TIMEOUT_S = 5.0
 #: How often retention looks for too old or too many rows. Limits are soft by at
 #: most this many seconds of ingest.
 RETENTION_INTERVAL_S = 5.0
+#: How often a background thread copies the WAL into the database file. SQLite's
+#: default (every 1000 pages, by the committing writer) would put that copy and
+#: its fsync on the ingest path; once a second keeps the WAL to a second of ingest.
+CHECKPOINT_INTERVAL_S = 1.0
 #: Rows deleted per retention transaction: small enough that a waiting write is
 #: delayed by milliseconds, large enough to keep up with 30,000 spans/s.
 RETENTION_BATCH_ROWS = 2_000
@@ -286,6 +290,9 @@ class SqliteStore:
             ``StoreUnavailable``.
         retention_interval_s: Seconds between retention passes; 0 disables the
             background thread (call ``enforce_retention`` yourself).
+        checkpoint_interval_s: Seconds between WAL checkpoints run by a
+            background thread; 0 lets each commit checkpoint when the WAL is full
+            (SQLite's default, which puts the copy and its fsync on the ingest path).
         read_only: Open for reading only (a second process looking at a live
             database): no retention, and ``write`` raises ``StoreUnavailable``.
     """
@@ -300,6 +307,7 @@ class SqliteStore:
         max_metric_points: int = DEFAULT_MAX_METRIC_POINTS,
         write_timeout_s: float = DEFAULT_WRITE_TIMEOUT_S,
         retention_interval_s: float = RETENTION_INTERVAL_S,
+        checkpoint_interval_s: float = CHECKPOINT_INTERVAL_S,
         read_only: bool = False,
     ) -> None:
         self.path = str(path)
@@ -328,15 +336,19 @@ class SqliteStore:
             self._writer.close()
             raise
         self._stop = threading.Event()
-        self._retention: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         if not read_only and retention_interval_s > 0:
-            self._retention = threading.Thread(
-                target=self._retention_loop,
-                args=(retention_interval_s,),
-                name="otelviewer-retention",
-                daemon=True,
+            self._start_thread("otelviewer-retention", self._retention_loop, retention_interval_s)
+        if not read_only and checkpoint_interval_s > 0:
+            self._writer.execute("PRAGMA wal_autocheckpoint = 0")
+            self._start_thread(
+                "otelviewer-checkpoint", self._checkpoint_loop, checkpoint_interval_s
             )
-            self._retention.start()
+
+    def _start_thread(self, name: str, target: Any, interval_s: float) -> None:
+        thread = threading.Thread(target=target, args=(interval_s,), name=name, daemon=True)
+        self._threads.append(thread)
+        thread.start()
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -345,8 +357,8 @@ class SqliteStore:
         if self._closed:
             return
         self._stop.set()
-        if self._retention is not None:
-            self._retention.join()
+        for thread in self._threads:
+            thread.join()
         with self._write_lock:
             self._closed = True
             with contextlib.suppress(sqlite3.Error):
@@ -627,6 +639,23 @@ class SqliteStore:
         return new
 
     # --- retention -----------------------------------------------------------------
+
+    def _checkpoint_loop(self, interval_s: float) -> None:
+        """Copy the WAL into the database now and then, off the ingest path.
+
+        A PASSIVE checkpoint runs alongside the writer and the readers without
+        waiting for either; the writer restarts the WAL from its beginning once it
+        has been copied, so the WAL stays about one interval of ingest long.
+        """
+        conn = _connect(self.path, timeout_s=self._write_timeout_s)
+        try:
+            while not self._stop.wait(interval_s):
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as exc:
+                    logger.warning("WAL checkpoint failed; it will try again: %s", exc)
+        finally:
+            conn.close()
 
     def _retention_loop(self, interval_s: float) -> None:
         while not self._stop.wait(interval_s):
