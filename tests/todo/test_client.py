@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import shlex
 import signal
+import socket
 import sqlite3
 import subprocess
 import threading
@@ -234,6 +235,19 @@ def test_server_down_is_a_clear_message(cli: Any) -> None:
         "",
         f"todo-client: error: cannot reach {url}: connection refused\n",
     )
+
+
+def test_a_server_that_does_not_answer_times_out(cli: Any) -> None:
+    # A socket that accepts connections (the kernel's backlog) but never answers.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        assert cli("--timeout", "0.2", "list", url=url) == (
+            EXIT_UNREACHABLE,
+            "",
+            f"todo-client: error: {url} did not answer within 0.2 s\n",
+        )
 
 
 def test_a_server_that_is_not_the_api(cli: Any, app: App) -> None:
