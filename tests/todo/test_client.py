@@ -279,6 +279,7 @@ def test_usage_errors(args: list[str], message: str, capsys: pytest.CaptureFixtu
 # --- The console script, as a user runs it ---------------------------------------------
 
 
+@pytest.mark.e2e
 def test_console_script(app: App) -> None:
     env = venv_env(TODO_URL=app.url)  # no OTEL_* variables: no telemetry, no errors
     added = subprocess.run(
@@ -434,6 +435,7 @@ def test_traffic_knows_the_apps_description_limit() -> None:
     assert MAX_DESCRIPTION_LENGTH == APP_MAX_DESCRIPTION_LENGTH
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     ("signal_name", "sigint_ignored"),
     [
