@@ -494,13 +494,16 @@ def test_retention_deletes_what_is_too_old(tmp_path: Path) -> None:
                 spans=(
                     span(1, 1, start=T0 - 2 * day, attributes={"k": "old"}),
                     span(2, 1, start=T0, attributes={"k": "new"}),
+                    span(3, 1, start=T0 - 2 * day, resource=CLIENT),
                 ),
                 logs=(log("old", time=T0 - 2 * day), log("new", time=T0)),
                 metrics=(point(1.0, time=T0 - 2 * day), point(2.0, time=T0)),
             )
         )
+        assert store.get_services() == ["todo", "todo-client"]
         deleted = store.enforce_retention(now_unix_nano=T0 + 1)
-        assert deleted == {"spans": 1, "logs": 1, "metric_points": 1}
+        assert deleted == {"spans": 2, "logs": 1, "metric_points": 1}
+        assert store.get_services() == ["todo"]  # no spans left of todo-client
         assert store.get_traces([tid(1), tid(2)]) == [
             [span(2, 1, start=T0, attributes={"k": "new"})]
         ]
@@ -516,6 +519,8 @@ def test_retention_deletes_what_is_too_old(tmp_path: Path) -> None:
             "metric_points": 0,
         }
         _assert_intact(store.path)
+        store.write(Batch(spans=(span(3, 1, start=T0, resource=CLIENT),)))  # it comes back
+        assert store.get_services() == ["todo", "todo-client"]
 
 
 def test_retention_deletes_the_oldest_beyond_the_limits(

@@ -224,6 +224,10 @@ def rows_insert(head: str, columns: int, rows: int) -> str:
 
 # --- retention -----------------------------------------------------------------------
 
+SELECT_ANY_SPAN_OF_SERVICE = "SELECT 1 FROM spans WHERE service = ? LIMIT 1"
+DELETE_OPERATIONS_OF_SERVICES = (
+    "DELETE FROM operations WHERE service IN (SELECT value FROM json_each(?))"
+)
 COUNT_SPANS = "SELECT count(*) FROM spans"
 COUNT_LOGS = "SELECT count(*) FROM logs"
 COUNT_POINTS = "SELECT count(*) FROM metric_points"

@@ -35,7 +35,7 @@ import math
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -378,8 +378,14 @@ class SqliteStore:
     # --- writing -------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """Hold the writer for one transaction, or raise ``StoreUnavailable``."""
+    def _transaction(
+        self, after_commit: Callable[[], None] | None = None
+    ) -> Iterator[sqlite3.Connection]:
+        """Hold the writer for one transaction, or raise ``StoreUnavailable``.
+
+        ``after_commit`` runs after a successful COMMIT, still holding the writer
+        (to update caches that must agree with what is committed).
+        """
         if self.read_only:
             raise StoreUnavailable("the store is open read-only")
         if not self._write_lock.acquire(timeout=self._write_timeout_s):
@@ -402,6 +408,8 @@ class SqliteStore:
                     logger.warning("write failed, the sender will retry: %s", exc)
                     raise StoreUnavailable(f"the database cannot take writes: {exc}") from exc
                 raise
+            if after_commit is not None:
+                after_commit()
         finally:
             self._write_lock.release()
 
@@ -413,12 +421,22 @@ class SqliteStore:
         resources: dict[int, tuple[str, Resource]] = {}
         span_rows = self._span_rows(batch.spans, resources) if batch.spans else []
         operations = {(s.resource.service_name, s.name, int(s.kind)) for s in batch.spans}
-        operations -= self._operations
         log_rows = self._log_rows(batch.logs, resources) if batch.logs else []
         series_rows, point_rows = (
             self._metric_rows(batch.metrics, resources) if batch.metrics else ([], [])
         )
-        with self._transaction() as conn:
+        new_resources: dict[str, int] = {}
+        new_series: dict[str, int] = {}
+
+        def remember() -> None:
+            # Only after COMMIT may other writes rely on these ids and operations.
+            self._remember(self._resource_ids, new_resources)
+            self._remember(self._series_ids, new_series)
+            if len(self._operations) + len(operations) > OPERATION_CACHE_SIZE:
+                self._operations.clear()
+            self._operations |= operations
+
+        with self._transaction(after_commit=remember) as conn:
             new_resources = self._resolve_ids(
                 conn, resources.values(), self._resource_ids, span_rows, log_rows, series_rows
             )
@@ -426,20 +444,14 @@ class SqliteStore:
                 last_pk = conn.execute(sql.SELECT_LAST_SPAN_PK).fetchone()[0]
                 if _insert_rows(conn, sql.INSERT_SPANS, span_rows):
                     conn.execute(sql.INDEX_NEW_SPANS, (last_pk,))
+            operations -= self._operations  # under the writer: retention may clear it
             if operations:
                 _insert_rows(conn, sql.INSERT_OPERATIONS, list(operations))
             if log_rows:
                 _insert_rows(conn, sql.INSERT_LOGS, log_rows)
-            new_series: dict[str, int] = {}
             if series_rows:
                 new_series = self._resolve_series(conn, series_rows, point_rows)
                 _insert_rows(conn, sql.INSERT_POINTS, point_rows)
-        # Only now, after COMMIT, may other writes rely on these ids.
-        self._remember(self._resource_ids, new_resources)
-        self._remember(self._series_ids, new_series)
-        if len(self._operations) + len(operations) > OPERATION_CACHE_SIZE:
-            self._operations.clear()
-        self._operations |= operations
 
     @staticmethod
     def _remember(cache: dict[str, int], new: dict[str, int]) -> None:
@@ -715,12 +727,31 @@ class SqliteStore:
                 if not found:
                     break
                 excess -= found
+        if deleted["spans"]:
+            self._forget_empty_services()
         if any(deleted.values()):
             logger.info(
                 "retention deleted %(spans)d spans, %(logs)d logs, %(metric_points)d points",
                 deleted,
             )
         return deleted
+
+    def _forget_empty_services(self) -> None:
+        """Drop the operations of services that have no spans left."""
+        reader = self._reader()
+        empty = [
+            service
+            for service in self.get_services()
+            if reader.execute(sql.SELECT_ANY_SPAN_OF_SERVICE, (service,)).fetchone() is None
+        ]
+        if empty:
+
+            def forget() -> None:
+                self._operations.clear()
+
+            with self._transaction(after_commit=forget) as conn:
+                conn.execute(sql.DELETE_OPERATIONS_OF_SERVICES, (_dumps(empty),))
+            logger.info("retention: no spans left of %s", ", ".join(empty))
 
     # --- reading -------------------------------------------------------------------
 
