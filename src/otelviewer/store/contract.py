@@ -36,7 +36,10 @@ class TraceQueryParams:
 
     A trace matches when one of its spans satisfies every given criterion at
     once; ``attributes`` are exact matches on span or resource attributes (the
-    value compared as text, so ``{"http.status_code": "200"}`` matches the int 200).
+    value compared as text, so ``{"http.status_code": "200"}`` matches the int 200,
+    and ``{"retry": "true"}`` the bool), or on the tags Jaeger derives from span
+    fields: ``span.kind`` (``server``, ``client``...), ``otel.status_code``
+    (``OK``, ``ERROR``) and ``error`` (``true``).
     """
 
     service: str | None = None
@@ -122,7 +125,12 @@ class Reader(Protocol):
         ...
 
     def find_trace_ids(self, query: TraceQueryParams) -> list[str]:
-        """Return up to ``query.limit`` matching trace ids, newest trace first."""
+        """Return up to ``query.limit`` matching trace ids, newest trace first.
+
+        "Newest" is by the matching span's start time for a service search, and
+        by arrival for tag and operation searches (the same for live traffic);
+        sort the traces you fetch by their start time to show them.
+        """
         ...
 
     def get_traces(self, trace_ids: Sequence[str]) -> list[list[Span]]:
