@@ -14,11 +14,19 @@ TRAFFIC=${TRAFFIC:-}
 # How long we wait for a listener before giving up (seconds).
 STARTUP_TIMEOUT=30
 
+# Job control: each program below runs in its own process group, so Ctrl+C in
+# the terminal reaches this script only, and cleanup() stops them in order.
+set -m
 pids=()
 cleanup() {
   trap - INT TERM EXIT
-  for pid in "${pids[@]}"; do kill -INT "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  # Newest first, one at a time, so the app flushes its last telemetry to
+  # otelviewer before otelviewer stops (the app and the client turn SIGTERM
+  # into a clean exit, like Ctrl+C).
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    kill -TERM "${pids[i]}" 2>/dev/null || true
+    wait "${pids[i]}" 2>/dev/null || true
+  done
 }
 trap cleanup INT TERM EXIT
 
