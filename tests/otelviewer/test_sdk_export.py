@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from grpc import Compression
 from opentelemetry import trace
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GrpcLogs
@@ -20,6 +21,7 @@ from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
     OTLPMetricExporter as GrpcMetrics,
 )
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpans
+from opentelemetry.exporter.otlp.proto.http import Compression as HttpCompression
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HttpLogs
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
     OTLPMetricExporter as HttpMetrics,
@@ -262,3 +264,25 @@ def test_logs_arrive_with_the_trace_and_span_ids_of_their_span(
     assert [(r.body, r.trace_id, r.span_id) for r in structured] == [
         ({"structured": [1, "two"]}, None, None)
     ]
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_gzip_compressed_exports(transport: str, viewer: Viewer, store: SqliteStore) -> None:
+    if transport == "grpc":
+        exporter: Any = GrpcSpans(
+            endpoint=viewer.grpc_endpoint, insecure=True, compression=Compression.Gzip
+        )
+    else:
+        exporter = HttpSpans(
+            endpoint=f"{viewer.http_url}/v1/traces", compression=HttpCompression.Gzip
+        )
+    provider = TracerProvider(resource=resource(f"{transport}-gzip"))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    try:
+        span = provider.get_tracer("gz").start_span("compressed", attributes={"big": "x" * 5000})
+        span.end()
+    finally:
+        provider.shutdown()
+    [[stored]] = store.get_traces([f"{span.get_span_context().trace_id:032x}"])
+    assert (stored.name, stored.attributes) == ("compressed", {"big": "x" * 5000})
+    assert stored.resource.service_name == f"sdk-{transport}-gzip"
