@@ -243,7 +243,7 @@ def test_unpaired_surrogates_in_json_are_replaced() -> None:
     ],
 )
 def test_undecodable_json(body: bytes) -> None:
-    with pytest.raises(DecodeError, match="not (a )?valid"):
+    with pytest.raises(DecodeError, match=r"not (a )?valid"):
         TRACES.decode(body, is_json=True)
 
 
