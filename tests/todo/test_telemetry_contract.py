@@ -480,6 +480,18 @@ def test_counting_open_tasks_makes_no_span(client: FlaskClient, telemetry: Telem
     assert telemetry.finished() == []
 
 
+def test_counting_open_tasks_leaves_the_connection_usage_balanced(
+    client: FlaskClient, telemetry: Telemetry
+) -> None:
+    for description in ("Buy milk", "Walk the dog"):
+        _add(client, description)
+        client.get("/")
+        telemetry.metric_list()  # each collection counts the open tasks
+    usage = telemetry.points("db.client.connections.usage")
+    used = [point.value for attrs, point in usage.items() if ("state", "used") in attrs]
+    assert used == [0], "every connection checked out was checked in again"
+
+
 # --- Logs --------------------------------------------------------------------------
 
 
