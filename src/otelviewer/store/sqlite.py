@@ -183,6 +183,8 @@ def _connect(path: str, *, timeout_s: float) -> sqlite3.Connection:
 
 def _migrate(conn: sqlite3.Connection, path: str) -> None:
     """Bring the schema to ``sql.SCHEMA_VERSION`` in one transaction."""
+    if conn.execute("PRAGMA user_version").fetchone()[0] == sql.SCHEMA_VERSION:
+        return  # the usual case: no need to take the write lock
     conn.execute("BEGIN IMMEDIATE")
     try:
         version = int(conn.execute("PRAGMA user_version").fetchone()[0])
