@@ -166,6 +166,25 @@ def test_writing_the_same_span_twice_keeps_one_copy(store: SqliteStore) -> None:
     assert store.find_trace_ids(TraceQueryParams(service="todo")) == [tid(1)]
 
 
+def test_a_batch_of_old_and_new_spans_adds_and_indexes_only_the_new(store: SqliteStore) -> None:
+    store.write(Batch(spans=(span(1, 1, attributes={"k": "a"}), span(1, 2, attributes={"k": "b"}))))
+    store.write(
+        Batch(
+            spans=(
+                span(1, 2, attributes={"k": "b"}),
+                span(1, 3, attributes={"k": "c"}),
+                span(1, 1, attributes={"k": "a"}),
+                span(2, 1, attributes={"k": "c"}),
+            )
+        )
+    )
+    assert [len(t) for t in store.get_traces([tid(1), tid(2)])] == [3, 1]
+    for value, expected in (("a", [1]), ("b", [1]), ("c", [2, 1])):
+        query = TraceQueryParams(attributes={"k": value})
+        assert store.find_trace_ids(query) == [tid(n) for n in expected]
+    _assert_intact(store.path)
+
+
 def test_logs_and_metric_points_written_twice_are_kept_once(store: SqliteStore) -> None:
     batch = Batch(logs=(log("hello", trace=1),), metrics=(point(3.0),))
     store.write(batch)

@@ -190,12 +190,11 @@ INSERT OR IGNORE INTO spans (
     status_code, status_message, resource_id, scope_name, scope_version, trace_state,
     attributes, events, links)
 VALUES"""
-#: Index the spans the batch added (their pk is above the largest before it).
+#: Index the spans the batch added (their pks follow the largest before it).
 INDEX_NEW_SPANS = (
     "INSERT INTO span_search (rowid, name, attributes)"
     " SELECT pk, name, attributes FROM spans WHERE pk > ?"
 )
-SELECT_LAST_SPAN_PK = "SELECT coalesce(max(pk), 0) FROM spans"
 INSERT_OPERATIONS = "INSERT OR IGNORE INTO operations (service, name, kind) VALUES"
 INSERT_LOGS = """
 INSERT OR IGNORE INTO logs (

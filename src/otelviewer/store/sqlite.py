@@ -138,20 +138,28 @@ def _json(value: Any, *, sort_keys: bool = False) -> str:
         return dumps(_finite(value))
 
 
-def _insert_rows(conn: sqlite3.Connection, head: str, rows: Sequence[Sequence[Any]]) -> int:
+def _insert_rows(
+    conn: sqlite3.Connection, head: str, rows: Sequence[Sequence[Any]]
+) -> tuple[int, int]:
     """Insert ``rows`` with as few multi-row statements as SQLite's limits allow.
 
     Returns:
-        How many rows were inserted (ignored duplicates not counted).
+        How many rows were inserted (ignored duplicates not counted), and the
+        rowid of the last one. Inside one write transaction the inserted rows
+        have consecutive rowids, so they are the last ``inserted`` up to it.
     """
     columns = len(rows[0])
     per_statement = max(1, min(MAX_ROWS_PER_INSERT, _max_variables(conn) // columns))
     inserted = 0
+    last_rowid = 0
     for first in range(0, len(rows), per_statement):
         chunk = rows[first : first + per_statement]
         params = [value for row in chunk for value in row]
-        inserted += conn.execute(sql.rows_insert(head, columns, len(chunk)), params).rowcount
-    return inserted
+        cursor = conn.execute(sql.rows_insert(head, columns, len(chunk)), params)
+        if cursor.rowcount > 0:
+            inserted += cursor.rowcount
+            last_rowid = cursor.lastrowid or 0
+    return inserted, last_rowid
 
 
 def _max_variables(conn: sqlite3.Connection) -> int:
@@ -443,9 +451,9 @@ class SqliteStore:
                 conn, resources.values(), self._resource_ids, span_rows, log_rows, series_rows
             )
             if span_rows:
-                last_pk = conn.execute(sql.SELECT_LAST_SPAN_PK).fetchone()[0]
-                if _insert_rows(conn, sql.INSERT_SPANS, span_rows):
-                    conn.execute(sql.INDEX_NEW_SPANS, (last_pk,))
+                inserted, last_pk = _insert_rows(conn, sql.INSERT_SPANS, span_rows)
+                if inserted:
+                    conn.execute(sql.INDEX_NEW_SPANS, (last_pk - inserted,))
             operations -= self._operations  # under the writer: retention may clear it
             if operations:
                 _insert_rows(conn, sql.INSERT_OPERATIONS, list(operations))
