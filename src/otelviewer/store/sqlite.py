@@ -321,8 +321,9 @@ class SqliteStore:
         read_only: bool = False,
     ) -> None:
         self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        if self.path == ":memory:" or self.path.startswith("file:"):
+            raise ValueError("SqliteStore needs a file path: every thread opens its own connection")
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self.max_spans = max_spans
         self.max_age_s = max_age_s
         self.max_logs = max_logs
