@@ -7,12 +7,15 @@ import socket
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from tests.doccmd import doc_command
 from tests.support import eventually, free_port, running, venv_env, wait_for_http
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
 pytestmark = pytest.mark.e2e
 
@@ -41,7 +44,9 @@ def _listening(port: int) -> bool:
         return False
 
 
-def test_make_run_serves_the_app_and_shows_its_traces_in_otelviewer(tmp_path: Path) -> None:
+def test_make_run_serves_the_app_and_shows_its_traces_in_otelviewer(
+    tmp_path: Path, browser: Browser, artifacts: Path
+) -> None:
     ports = {
         "APP_PORT": free_port(),
         "OTLP_GRPC_PORT": free_port(),
@@ -62,8 +67,9 @@ def test_make_run_serves_the_app_and_shows_its_traces_in_otelviewer(tmp_path: Pa
         assert f"http://localhost:{ports['APP_PORT']}" in printed
         assert f"http://localhost:{ports['UI_PORT']}" in printed
 
-        task = _post_json(f"{app}/api/tasks", {"description": "Buy milk"})
-        assert task["description"] == "Buy milk"
+        for description in ("Buy milk", "Water the plants"):
+            task = _post_json(f"{app}/api/tasks", {"description": description})
+            assert task["description"] == description
 
         tags = urllib.parse.quote(json.dumps({"http.target": "/api/tasks"}))
         query = f"{ui}/api/traces?service=todo&tags={tags}"
@@ -73,6 +79,18 @@ def test_make_run_serves_the_app_and_shows_its_traces_in_otelviewer(tmp_path: Pa
         assert "POST /api/tasks" in names
         assert "todo.tasks.add" in names
         assert proc.poll() is None
+
+        # What a user sees: the list, and the trace of adding a task in otelviewer.
+        # These screenshots are the README's pictures (docs/images/).
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page.goto(app)
+        assert page.get_by_text("Water the plants").is_visible()
+        page.screenshot(path=artifacts / "make-run-todo.png")
+        page.goto(f"{ui}/trace/{traces[0]['traceID']}")
+        page.get_by_text("todo.tasks.add").first.click()
+        assert page.get_by_text("todo.task.id").first.is_visible()
+        page.screenshot(path=artifacts / "make-run-trace.png", full_page=True)
+        page.close()
 
     assert proc.returncode is not None
     for port in ports.values():
