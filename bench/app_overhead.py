@@ -29,6 +29,7 @@ import logging
 import secrets
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,7 @@ from bench.common import (
     VENV_BIN,
     Goal,
     children,
+    core_busy_seconds,
     cpu_seconds,
     emit,
     median,
@@ -56,6 +58,11 @@ logger = logging.getLogger(__name__)
 
 #: The endpoints measured: the HTML list page and the JSON list.
 ENDPOINTS = ("/", "/api/tasks")
+#: A run during which other processes took more than this share of the server's
+#: core is repeated (a shared machine: the CI runner, an editor, a test suite).
+MAX_FOREIGN_SHARE = 0.05
+#: ... at most this many times (the run must stay short); the least disturbed run is kept.
+MAX_REPEATS = 1
 #: Tasks in the database: a realistic list, enough for the list query to matter.
 SEED_TASKS = 20
 #: Goals from issue 2: instrumented throughput at least 0.6x bare, p99 at most 2x.
@@ -127,6 +134,9 @@ class Sample:
     requests: int
     #: CPU time of the worker process (all its threads) per request served.
     cpu_s_per_request: float
+    #: Share of the server's core that other processes took during the run.
+    foreign_share: float = 0.0
+    socket_errors: int = 0
 
 
 def seed_database(url: str, count: int = SEED_TASKS) -> None:
@@ -214,12 +224,16 @@ def _rotation(items: Sequence[Variant], shift: int) -> list[Variant]:
 def load(server: Server, endpoint: str, variant: str, n: int, settings: Settings) -> Sample:
     """Run wrk once against ``server`` and return the sample."""
     cpu_before = cpu_seconds(server.worker_pid)
+    core_before = core_busy_seconds(SERVER_CPU)
+    began = time.monotonic()
     result = wrk.run(
         server.url + endpoint,
         connections=settings.connections,
         duration_s=settings.warmup_s if n == WARMUP else settings.round_s,
     )
+    elapsed = time.monotonic() - began
     cpu = cpu_seconds(server.worker_pid) - cpu_before
+    foreign = max(0.0, core_busy_seconds(SERVER_CPU) - core_before - cpu)
     return Sample(
         variant=variant,
         endpoint=endpoint,
@@ -228,6 +242,8 @@ def load(server: Server, endpoint: str, variant: str, n: int, settings: Settings
         p99_s=result.p99_s,
         requests=result.requests,
         cpu_s_per_request=ratio(cpu, result.requests),
+        foreign_share=foreign / elapsed,
+        socket_errors=result.socket_errors,
     )
 
 
@@ -241,7 +257,23 @@ def measure(
             samples.append(load(servers[variant.name], endpoint, variant.name, WARMUP, settings))
         for n in range(settings.rounds):
             for variant in _rotation(variants, n):
-                samples.append(load(servers[variant.name], endpoint, variant.name, n, settings))
+                sample = load(servers[variant.name], endpoint, variant.name, n, settings)
+                # Another process on the server's core slows whichever server runs
+                # then: measure that run again, and keep the least disturbed one.
+                for _ in range(MAX_REPEATS):
+                    if sample.foreign_share <= MAX_FOREIGN_SHARE:
+                        break
+                    logger.info(
+                        "%s %s round %d: other processes took %.0f%% of core %s; again",
+                        variant.name,
+                        endpoint,
+                        n,
+                        sample.foreign_share * 100,
+                        SERVER_CPU,
+                    )
+                    again = load(servers[variant.name], endpoint, variant.name, n, settings)
+                    sample = min(sample, again, key=lambda s: s.foreign_share)
+                samples.append(sample)
     return samples
 
 
@@ -273,6 +305,11 @@ def summarise(samples: Sequence[Sample], endpoint: str, variant: str) -> dict[st
         "cpu_us_per_request": rounded(median([mine[r].cpu_s_per_request * 1e6 for r in rounds]), 0),
         "cpu_ratio": rounded(median(cpu_ratios)),
         "rounds": len(rounds),
+        "foreign_core_share_max": rounded(
+            max(max(bare[r].foreign_share, mine[r].foreign_share) for r in rounds), 3
+        )
+        if rounds
+        else None,
     }
 
 

@@ -131,6 +131,20 @@ def cpu_seconds(pid: int) -> float:
     return (utime + stime) / _CLOCK_TICKS
 
 
+def core_busy_seconds(cpu: str) -> float:
+    """Return the user + system time core ``cpu`` has spent so far, from /proc/stat.
+
+    Interrupt time is left out: the loopback traffic of the benchmark itself is
+    handled there.
+    """
+    for line in Path("/proc/stat").read_text(encoding="ascii").splitlines():
+        fields = line.split()
+        if fields[0] == f"cpu{cpu}":
+            user, nice, system = (int(v) for v in fields[1:4])
+            return (user + nice + system) / _CLOCK_TICKS
+    raise ValueError(f"no cpu{cpu} in /proc/stat")
+
+
 def children(pid: int) -> list[int]:
     """Return the ids of the processes whose parent is ``pid``."""
     found: list[int] = []
