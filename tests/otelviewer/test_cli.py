@@ -204,7 +204,10 @@ def test_default_db_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Non
 def test_without_the_web_package_the_ui_port_answers_a_placeholder(
     monkeypatch: pytest.MonkeyPatch, store: SqliteStore
 ) -> None:
-    monkeypatch.setitem(sys.modules, "otelviewer.web", None)
+    import otelviewer
+
+    monkeypatch.delattr(otelviewer, "web", raising=False)  # as if never imported...
+    monkeypatch.setitem(sys.modules, "otelviewer.web", None)  # ...and not importable
     response = Client(ui_app(store)).get("/")
     assert response.status_code == 503
     assert "web UI is not installed" in response.text

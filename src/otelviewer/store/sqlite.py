@@ -44,6 +44,7 @@ import math
 import sqlite3
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -917,9 +918,13 @@ class SqliteStore:
                 continue
             if len(raw) != 16:
                 continue
-            spans = [self._span(row) for row in conn.execute(sql.SELECT_TRACE, (raw,))]
+            spans: dict[str, Span] = {}
+            for row in conn.execute(sql.SELECT_TRACE, (f'trace_hex : "{raw.hex()}"',)):
+                span = self._span(row)
+                # A sender bug can store one span id twice (with two start times).
+                spans.setdefault(span.span_id, span)
             if spans:
-                traces.append(spans)
+                traces.append(list(spans.values()))
         return traces
 
     def _span(self, row: Sequence[Any]) -> Span:
@@ -961,11 +966,24 @@ class SqliteStore:
         )
 
     def get_dependencies(self, end_unix_nano: int, lookback_nanos: int) -> list[DependencyLink]:
-        """Return service-to-service call counts for spans that started in the window."""
-        rows = self._reader().execute(
-            sql.SELECT_DEPENDENCIES, (end_unix_nano - lookback_nanos, end_unix_nano)
+        """Return service-to-service call counts for spans that started in the window.
+
+        A call is a span whose parent (also started in the window) belongs to
+        another service.
+        """
+        rows = (
+            self._reader()
+            .execute(sql.SELECT_DEPENDENCY_SPANS, (end_unix_nano - lookback_nanos, end_unix_nano))
+            .fetchall()
         )
-        return [DependencyLink(parent, child, count) for parent, child, count in rows]
+        service_of = {(trace_id, span_id): service for trace_id, span_id, _, service in rows}
+        calls: Counter[tuple[str, str]] = Counter()
+        for trace_id, _, parent_id, service in rows:
+            if parent_id is not None:
+                parent = service_of.get((trace_id, parent_id))
+                if parent is not None and parent != service:
+                    calls[parent, service] += 1
+        return [DependencyLink(p, c, n) for (p, c), n in sorted(calls.items())]
 
     def find_logs(self, query: LogQueryParams) -> list[LogRecord]:
         """Return matching log records, newest first."""
