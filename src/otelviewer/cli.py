@@ -166,6 +166,8 @@ def _configure_logging() -> None:
     root.addHandler(handler)
     root.setLevel(logging.WARNING)
     logging.getLogger("otelviewer").setLevel(logging.INFO)
+    # "Task queue depth is N" on every burst: normal for a busy receiver, not news.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
