@@ -28,8 +28,18 @@ venv: $(STAMP) ## Create .venv and install the pinned dependencies
 run: $(STAMP) ## Start otelviewer and the instrumented To-Do app (Ctrl+C stops both)
 	@TRAFFIC=$(TRAFFIC) PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash scripts/run.sh
 
-serve: $(STAMP) ## Run the app under gunicorn with telemetry (deploy/gunicorn.conf.py)
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" gunicorn -c deploy/gunicorn.conf.py
+serve: $(STAMP) ## Run the app under gunicorn, exporting OTLP to 127.0.0.1:4317 (otelviewer or a Collector)
+	@# Defaults only: any OTEL_* or SECRET_KEY already in the environment wins. One key
+	@# for all workers, so a form served by one worker posts to another.
+	@export OTEL_SERVICE_NAME=$${OTEL_SERVICE_NAME:-todo} \
+	  OTEL_TRACES_EXPORTER=$${OTEL_TRACES_EXPORTER:-otlp} \
+	  OTEL_METRICS_EXPORTER=$${OTEL_METRICS_EXPORTER:-otlp} \
+	  OTEL_LOGS_EXPORTER=$${OTEL_LOGS_EXPORTER:-otlp} \
+	  OTEL_EXPORTER_OTLP_ENDPOINT=$${OTEL_EXPORTER_OTLP_ENDPOINT:-http://127.0.0.1:4317} \
+	  OTEL_EXPORTER_OTLP_INSECURE=$${OTEL_EXPORTER_OTLP_INSECURE:-true} \
+	  SECRET_KEY=$${SECRET_KEY:-$$($(PY) -c 'import secrets; print(secrets.token_hex(32))')} \
+	  PATH="$(CURDIR)/$(VENV)/bin:$$PATH"; \
+	exec gunicorn -c deploy/gunicorn.conf.py
 
 test: $(STAMP) ## Run the whole test suite
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest
