@@ -88,7 +88,10 @@ def eventually(check: Callable[[], T | None], *, timeout: float = 10.0, interval
 
 def venv_env(**extra: str) -> dict[str, str]:
     """Return os.environ with the venv's bin first on PATH, no OTEL_* leaking in, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    # A user's shell has no OTEL_* of ours, and is not inside `make test` (make's
+    # variables would make a nested make print "Entering directory").
+    make_vars = {"MAKELEVEL", "MAKEFLAGS", "MFLAGS", "MAKEOVERRIDES"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_") and k not in make_vars}
     env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra)
