@@ -31,6 +31,7 @@ import dataclasses
 import enum
 import json
 import logging
+import math
 import secrets
 import shutil
 import tempfile
@@ -125,7 +126,7 @@ class Settings:
     #: one waiting) without measuring a long accept queue instead of the app.
     connections: int = 2
     warmup_s: float = 3.0
-    round_s: float = 6.0
+    round_s: float = 8.0
     rounds: int = 5
 
 
@@ -184,6 +185,7 @@ class Sample:
     #: Share of the server's core that other processes took during the run.
     foreign_share: float = 0.0
     socket_errors: int = 0
+    p50_s: float = math.nan
     #: False for a run that was repeated because it was disturbed (its requests
     #: still count for the spans-per-request check).
     kept: bool = True
@@ -292,6 +294,7 @@ def load(server: Server, endpoint: str, variant: str, n: int, settings: Settings
         rps=result.requests_per_s,
         p99_s=result.p99_s,
         requests=result.requests,
+        p50_s=result.latency_s[50.0],
         cpu_s_per_request=ratio(cpu, result.requests),
         foreign_share=foreign / elapsed,
         socket_errors=result.socket_errors,
@@ -351,6 +354,8 @@ def summarise(samples: Sequence[Sample], endpoint: str, variant: str) -> dict[st
         "p99_ratio": rounded(median(p99_ratios)),
         "bare_rps": rounded(median([bare[r].rps for r in rounds]), 1),
         "rps": rounded(median([mine[r].rps for r in rounds]), 1),
+        "bare_p50_ms": rounded(median([bare[r].p50_s * 1e3 for r in rounds]), 2),
+        "p50_ms": rounded(median([mine[r].p50_s * 1e3 for r in rounds]), 2),
         "bare_p99_ms": rounded(median([bare[r].p99_s * 1e3 for r in rounds]), 2),
         "p99_ms": rounded(median([mine[r].p99_s * 1e3 for r in rounds]), 2),
         "bare_cpu_us_per_request": rounded(
