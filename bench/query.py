@@ -169,6 +169,10 @@ def dataset(spans: int) -> tuple[Path, Dataset, bool]:
         if found.spans >= spans and found.schema == schema:
             return path, found, False
     RESULTS.mkdir(parents=True, exist_ok=True)
+    # Databases of the same size for another schema are useless now: free the disk.
+    for stale in RESULTS.glob(f"query-{spans}-*"):
+        if not stale.name.startswith(path.stem):
+            stale.unlink()
     logger.info("building a database of %d spans in %s (cached for later runs)", spans, path)
     return path, build(path, spans, schema), True
 
