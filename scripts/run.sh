@@ -55,6 +55,14 @@ export OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$OTLP_GRPC_PORT"
 export OTEL_EXPORTER_OTLP_INSECURE=true
 export OTEL_METRIC_EXPORT_INTERVAL=5000      # 5 s instead of 60 s: metrics show up quickly
 export OTEL_PYTHON_LOG_CORRELATION=true      # trace ids in the text log lines too
+# What keeps telemetry cheap (measured by `make bench`, see docs/benchmarks.md):
+# small batches every 0.5 s (a request shows up in the viewer at once, and a
+# big batch's encoding no longer stalls a request), no exemplars, and no second
+# copy of the SQLAlchemy instrumentation (the app traces its own engine).
+export OTEL_BSP_MAX_EXPORT_BATCH_SIZE=32 OTEL_BSP_SCHEDULE_DELAY=500
+export OTEL_BLRP_MAX_EXPORT_BATCH_SIZE=32 OTEL_BLRP_SCHEDULE_DELAY=500
+export OTEL_METRICS_EXEMPLAR_FILTER=always_off
+export OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=sqlalchemy
 opentelemetry-instrument flask run --host 127.0.0.1 --port "$APP_PORT" --no-reload &
 pids+=($!)
 wait_for_port "$APP_PORT" "the To-Do app"

@@ -78,6 +78,13 @@ def test_make_run_serves_the_app_and_shows_its_traces_in_otelviewer(
         names = {s["operationName"] for s in spans}
         assert "POST /api/tasks" in names
         assert "todo.tasks.add" in names
+        # One copy of the database spans: the app's own (the agent's is disabled).
+        db_spans = [s for s in spans if any(t["key"] == "db.system" for t in s["tags"])]
+        assert [t["value"] for s in db_spans for t in s["tags"] if t["key"] == "db.system"] == [
+            "sqlite"
+        ] * len(db_spans)
+        assert db_spans, "the INSERT is traced"
+        assert "connect" not in names
         assert proc.poll() is None
 
         # What a user sees: the list, and the trace of adding a task in otelviewer.
