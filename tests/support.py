@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -18,6 +19,8 @@ import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar
+
+import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -40,6 +43,9 @@ STARTUP_TIMEOUT_S = 30.0
 
 T = TypeVar("T")
 
+#: The hidden CSRF field of the To-Do app's forms.
+CSRF_FIELD = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
+
 
 def free_port() -> int:
     """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
@@ -58,6 +64,32 @@ def wait_for_port(
             return
         time.sleep(0.05)
     raise TimeoutError(f"nothing listens on {host}:{port} after {timeout}s")
+
+
+def listening(port: int, *, host: str = "127.0.0.1") -> bool:
+    """Tell whether something accepts TCP connections on ``host:port`` now."""
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def use_the_app(base: str) -> None:
+    """Do what a person does in the browser: open the list, add "Buy milk" with the form.
+
+    The form post answers 303 and the browser asks for the list again: the
+    server sees ``GET /``, ``POST /add``, ``GET /``.
+    """
+    with httpx.Client(base_url=base, timeout=10, follow_redirects=True) as client:
+        page = client.get("/")
+        assert page.status_code == 200
+        token = CSRF_FIELD.search(page.text)
+        assert token, "the add form has no csrf_token field"
+        added = client.post("/add", data={"description": "Buy milk", "csrf_token": token[1]})
+        assert added.status_code == 200
+        assert [r.status_code for r in added.history] == [303]
+        assert "Buy milk" in added.text
 
 
 def wait_for_http(url: str, *, timeout: float = STARTUP_TIMEOUT_S) -> None:

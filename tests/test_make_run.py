@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -12,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tests.doccmd import doc_command
-from tests.support import eventually, free_port, running, venv_env, wait_for_http
+from tests.support import eventually, free_port, listening, running, venv_env, wait_for_http
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
@@ -34,14 +33,6 @@ def _post_json(url: str, body: dict[str, Any]) -> Any:
     )
     with urllib.request.urlopen(request, timeout=5) as response:
         return json.load(response)
-
-
-def _listening(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 def test_make_run_serves_the_app_and_shows_its_traces_in_otelviewer(
@@ -101,4 +92,4 @@ def test_make_run_serves_the_app_and_shows_its_traces_in_otelviewer(
 
     assert proc.returncode is not None
     for port in ports.values():
-        assert not _listening(port), f"port {port} still open after Ctrl+C"
+        assert not listening(port), f"port {port} still open after Ctrl+C"

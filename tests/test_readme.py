@@ -18,11 +18,17 @@ import httpx
 import pytest
 
 from tests.doccmd import ROOT, doc_command, doc_output
-from tests.support import eventually, free_port, running, stop, venv_env, wait_for_http
+from tests.support import (
+    eventually,
+    free_port,
+    running,
+    stop,
+    use_the_app,
+    venv_env,
+    wait_for_http,
+)
 
 pytestmark = pytest.mark.e2e
-
-CSRF_FIELD = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 
 
 @dataclass
@@ -45,18 +51,6 @@ def _ports(script: str, *, app: int, viewer: Viewer | None = None) -> str:
         script = script.replace("localhost:4317", f"localhost:{viewer.grpc_port}")
         script = script.replace("localhost:16686", f"localhost:{viewer.ui_port}")
     return script
-
-
-def _use_the_app(base: str) -> None:
-    """Do what the README's sample output shows: open the list, add one task."""
-    with httpx.Client(base_url=base, timeout=10, follow_redirects=True) as client:
-        page = client.get("/")
-        assert page.status_code == 200
-        token = CSRF_FIELD.search(page.text)
-        assert token, "the add form has no csrf_token field"
-        added = client.post("/add", data={"description": "Buy milk", "csrf_token": token[1]})
-        assert added.status_code == 200
-        assert "Buy milk" in added.text
 
 
 @pytest.fixture
@@ -98,7 +92,7 @@ def test_flask_run_serves_the_todo_list_quietly(tmp_path: Path, app_env: dict[st
     log = tmp_path / "flask.log"
     with running(["bash", "-c", doc_command("flask-run")], env=app_env, stdout_path=log):
         wait_for_http(f"http://127.0.0.1:{port}/healthz")
-        _use_the_app(f"http://127.0.0.1:{port}")
+        use_the_app(f"http://127.0.0.1:{port}")
     text = log.read_text()
     assert f"Running on http://127.0.0.1:{port}" in text
     assert "trace_id" not in text, "plain flask run must not print telemetry"
@@ -128,7 +122,7 @@ def test_the_agent_prints_spans_metrics_and_logs(
     try:
         with running(["bash", "-c", _ports(command, app=port)], env=app_env):
             wait_for_http(f"http://127.0.0.1:{port}/healthz")
-            _use_the_app(f"http://127.0.0.1:{port}")
+            use_the_app(f"http://127.0.0.1:{port}")
             # Ctrl+C stops tee too (the README says so): read what arrived while running.
             eventually(everything_printed, timeout=20)
         text = output.read_text()
@@ -177,7 +171,7 @@ def test_agent_exports_otlp_and_the_api_finds_it_by_url(
     script = _ports(doc_command("agent-otlp"), app=port, viewer=viewer)
     with running(["bash", "-c", script], env=app_env) as proc:
         wait_for_http(f"http://127.0.0.1:{port}/healthz")
-        _use_the_app(f"http://127.0.0.1:{port}")
+        use_the_app(f"http://127.0.0.1:{port}")
 
         search = _ports(doc_command("api-tag-search"), app=port, viewer=viewer)
 

@@ -27,7 +27,6 @@ DOCS = ROOT / "docs"
 CHAPTER_300 = DOCS / "300-building-our-application"
 
 #: The CSRF token in the list page's forms.
-CSRF_FIELD = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 #: Terminal colour codes, which Werkzeug adds to some lines.
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 #: Only for speed: spans and log records are exported every 200 ms instead of
@@ -82,23 +81,6 @@ def shell(script: str, *, env: dict[str, str] | None = None) -> subprocess.Compl
         timeout=60,
         check=False,
     )
-
-
-def use_the_app(base: str) -> None:
-    """Do what a person does in the browser: open the list, add "Buy milk" with the form.
-
-    The form post answers 303 and the browser asks for the list again: the
-    server sees ``GET /``, ``POST /add``, ``GET /``.
-    """
-    with httpx.Client(base_url=base, timeout=10, follow_redirects=True) as client:
-        page = client.get("/")
-        assert page.status_code == 200
-        token = CSRF_FIELD.search(page.text)
-        assert token, "the add form has no csrf_token field"
-        added = client.post("/add", data={"description": "Buy milk", "csrf_token": token[1]})
-        assert added.status_code == 200
-        assert [r.status_code for r in added.history] == [303]
-        assert "Buy milk" in added.text
 
 
 def console_objects(text: str) -> list[dict[str, Any]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import socket
 from pathlib import Path
 
 import httpx
@@ -11,19 +10,11 @@ import pytest
 
 from tests.doccmd import doc_command, doc_output
 from tests.docs.chapters import App, run_block, shell, wait_until_serving
-from tests.support import eventually, free_port, running, venv_env
+from tests.support import eventually, free_port, listening, running, venv_env
 
 pytestmark = pytest.mark.e2e
 
 CHAPTER = "300-building-our-application/310-installation.md"
-
-
-def _listening(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 def _printed_block() -> list[str]:
@@ -55,7 +46,7 @@ def test_make_run_prints_where_to_look_and_stops_on_ctrl_c(tmp_path: Path) -> No
         assert httpx.get(f"http://127.0.0.1:{ports['UI_PORT']}/api/services", timeout=5).is_success
 
     for port in ports.values():
-        assert not _listening(port), f"port {port} is still open after Ctrl+C"
+        assert not listening(port), f"port {port} is still open after Ctrl+C"
 
 
 def test_flask_run_from_the_repository_root_serves_the_list(plain_app: App) -> None:

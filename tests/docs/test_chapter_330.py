@@ -21,9 +21,8 @@ from tests.docs.chapters import (
     shell,
     spans_in,
     started,
-    use_the_app,
 )
-from tests.support import eventually, stop
+from tests.support import eventually, stop, use_the_app
 
 pytestmark = pytest.mark.e2e
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests.doccmd import doc_command, doc_output
-from tests.docs.chapters import CHAPTER_300, by_name, shell, spans_in, started, use_the_app
-from tests.support import eventually
+from tests.docs.chapters import CHAPTER_300, by_name, shell, spans_in, started
+from tests.support import eventually, use_the_app
 
 pytestmark = pytest.mark.e2e
 

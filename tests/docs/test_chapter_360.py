@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from tests.doccmd import doc_command, doc_output
-from tests.docs.chapters import App, localise, shell, started, use_the_app, wait_until_serving
-from tests.support import eventually, free_port, running, stop
+from tests.docs.chapters import App, localise, shell, started, wait_until_serving
+from tests.support import eventually, free_port, running, stop, use_the_app
 
 pytestmark = pytest.mark.e2e
 

@@ -19,7 +19,16 @@ from otelviewer.server import ui_app
 from otelviewer.store import sql
 from otelviewer.store.sqlite import SqliteStore
 from tests.otelviewer.conftest import Viewer, start_viewer
-from tests.support import VENV_BIN, eventually, free_port, running, stop, venv_env, wait_for_port
+from tests.support import (
+    VENV_BIN,
+    eventually,
+    free_port,
+    listening,
+    running,
+    stop,
+    venv_env,
+    wait_for_port,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -36,14 +45,6 @@ def serve(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
     )
 
 
-def _listening(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_serve_logs_each_listener_and_stops_cleanly(tmp_path: Path, sig: signal.Signals) -> None:
     with start_viewer(tmp_path) as v:
@@ -57,7 +58,7 @@ def test_serve_logs_each_listener_and_stops_cleanly(tmp_path: Path, sig: signal.
     ]
     assert lines[-2:] == [f"otelviewer: stopping ({sig.name})", "otelviewer: stopped"]
     for port in (v.grpc_port, v.http_port, v.ui_port):
-        assert not _listening(port)
+        assert not listening(port)
     conn = sqlite3.connect(v.db_path)
     assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     conn.close()
