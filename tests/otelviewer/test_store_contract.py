@@ -29,6 +29,7 @@ from otelviewer.model import (
     StatusCode,
 )
 from otelviewer.store import sql
+from otelviewer.store import sqlite as sqlite_store
 from otelviewer.store.contract import (
     DependencyLink,
     LogQueryParams,
@@ -623,6 +624,31 @@ def test_concurrent_writers_each_commit_whole_batches(store: SqliteStore) -> Non
     ids = store.find_trace_ids(TraceQueryParams(limit=1000))
     assert len(ids) == 60
     assert all(len(t) == 2 for t in store.get_traces(ids))
+
+
+def test_the_wal_stays_bounded_while_writes_never_pause(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # SQLite starts a WAL over only once a checkpoint has copied all of it, which a
+    # PASSIVE checkpoint never does while a writer keeps appending: the store must
+    # restart it itself, or the file grows with everything ever written.
+    monkeypatch.setattr(sqlite_store, "WAL_RESTART_BYTES", 256 * 1024)
+    path = tmp_path / "w.db"
+    attributes: dict[str, AttrValue] = {f"key.{k}": "v" * 40 for k in range(10)}
+    with SqliteStore(path, retention_interval_s=0, checkpoint_interval_s=0.01) as store:
+        for n in range(300):  # about 25 MB of WAL frames in all
+            store.write(
+                Batch(
+                    spans=tuple(
+                        span(n * 100 + k, 1, start=T0 + n * MS, attributes=attributes)
+                        for k in range(100)
+                    )
+                )
+            )
+        wal_bytes = Path(f"{path}-wal").stat().st_size
+        assert len(store.find_trace_ids(TraceQueryParams(limit=100_000))) == 30_000
+    assert wal_bytes < 8 * 1024 * 1024
+    _assert_intact(str(path))
 
 
 def test_a_closed_or_read_only_store_refuses_writes(tmp_path: Path) -> None:

@@ -22,7 +22,9 @@ How it keeps the contract in ``contract.py``:
   gives them the last committed state.
 * Retention runs in a background thread that deletes in small transactions of
   ``RETENTION_BATCH_ROWS`` rows, so a write waits at most for one small batch.
-  WAL checkpoints run in another background thread, off the ingest path.
+  WAL checkpoints run in another background thread, off the ingest path, and
+  start the WAL over once it passes ``WAL_RESTART_BYTES``, so that it stays
+  bounded while writes never pause.
 * Tag search uses an SQLite FTS5 index over each span's attribute JSON to find
   candidate spans newest first, and checks the exact values on each candidate
   (``find_trace_ids``); see ``sql.py`` for the layout.
@@ -102,6 +104,10 @@ RETENTION_INTERVAL_S = 5.0
 #: default (every 1000 pages, by the committing writer) would put that copy and
 #: its fsync on the ingest path; once a second keeps the WAL to a second of ingest.
 CHECKPOINT_INTERVAL_S = 1.0
+#: A WAL longer than this is started over after the next checkpoint (see
+#: ``_checkpoint_loop``): about a second of ingest at full speed, so the pause it
+#: costs the writer (copying what the last PASSIVE pass left) stays short.
+WAL_RESTART_BYTES = 64 * 1024 * 1024
 #: Rows deleted per retention transaction: small enough that a waiting write is
 #: delayed by milliseconds, large enough to keep up with 30,000 spans/s.
 RETENTION_BATCH_ROWS = 2_000
@@ -675,18 +681,36 @@ class SqliteStore:
 
     # --- retention -----------------------------------------------------------------
 
+    def _restart_wal(self, conn: sqlite3.Connection) -> None:
+        """Finish copying the WAL while holding the writer, so that it starts over."""
+        if not self._write_lock.acquire(timeout=self._write_timeout_s):
+            return  # a write is stuck: try again next time
+        try:
+            if not self._closed:
+                conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
+        finally:
+            self._write_lock.release()
+
     def _checkpoint_loop(self, interval_s: float) -> None:
         """Copy the WAL into the database now and then, off the ingest path.
 
         A PASSIVE checkpoint runs alongside the writer and the readers without
-        waiting for either; the writer restarts the WAL from its beginning once it
-        has been copied, so the WAL stays about one interval of ingest long.
+        waiting for either. But SQLite starts the WAL over only once every frame
+        in it has been copied, which never happens while writes keep coming: under
+        sustained ingest the WAL would grow without end. So once it is longer
+        than ``WAL_RESTART_BYTES``, a second PASSIVE pass copies what came in
+        meanwhile, and a RESTART checkpoint, holding the writer, copies the last
+        few frames and lets the next write start the WAL from its beginning.
         """
         conn = _connect(self.path, timeout_s=self._write_timeout_s)
         try:
+            page_size = int(conn.execute("PRAGMA page_size").fetchone()[0])
             while not self._stop.wait(interval_s):
                 try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    _, frames, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    if frames * page_size > WAL_RESTART_BYTES:
+                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                        self._restart_wal(conn)
                 except sqlite3.Error as exc:
                     logger.warning("WAL checkpoint failed; it will try again: %s", exc)
         finally:
