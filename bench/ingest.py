@@ -4,8 +4,10 @@ Method (issue 3, section 7):
 
 * The payload is one serialised ``ExportTraceServiceRequest`` of 512 realistic
   spans (:mod:`bench.spans`: 64 traces of 8 spans, about ten attributes each,
-  about 200 KB). Each send gets fresh trace and span ids by byte substitution,
-  so every span is new to the store and the sender does no protobuf work.
+  about 200 KB). Each send gets fresh trace and span ids and later timestamps
+  by byte substitution (:class:`bench.spans.IdTemplate`), so every span is new
+  to the store, each request's spans follow the previous request's in time as a
+  live app's batches do, and the sender does no protobuf work.
 * **Ceiling**: in this process, one thread, no network: parse the bytes, turn
   them into otelviewer's model with the receiver's own decoding function, and
   ``SqliteStore.write`` them into a fresh database, as fast as it goes.
@@ -131,8 +133,7 @@ def otelviewer(db: Path, log: Path) -> Iterator[int]:
 
 def send(
     port: int,
-    payload_file: Path,
-    payload: IdTemplate,
+    template_file: Path,
     *,
     streams: int,
     warmup_s: float,
@@ -149,14 +150,8 @@ def send(
             "bench.ingest_sender",
             "--target",
             f"127.0.0.1:{port}",
-            "--payload",
-            str(payload_file),
-            "--trace-marker",
-            payload.trace_marker.hex(),
-            "--span-marker",
-            payload.span_marker.hex(),
-            "--spans-per-request",
-            str(payload.span_count),
+            "--template",
+            str(template_file),
             "--streams",
             str(streams),
             "--warmup",
@@ -203,14 +198,13 @@ def run(*, quick: bool) -> list[Goal]:
     workdir = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     try:
         ceiling_spans_per_s = ceiling(payload, workdir / "ceiling.db", settings.ceiling_s)
-        payload_file = workdir / "payload.bin"
-        payload_file.write_bytes(payload.payload)
+        template_file = workdir / "template.json"
+        payload.save(template_file)
         db = workdir / "served.db"
         with otelviewer(db, workdir / "otelviewer.log") as port:
             sustained = send(
                 port,
-                payload_file,
-                payload,
+                template_file,
                 streams=settings.streams,
                 warmup_s=settings.warmup_s,
                 duration_s=settings.sustained_s,
@@ -219,8 +213,7 @@ def run(*, quick: bool) -> list[Goal]:
             )
             paced = send(
                 port,
-                payload_file,
-                payload,
+                template_file,
                 streams=settings.streams,
                 warmup_s=0,
                 duration_s=settings.paced_s,

@@ -3,8 +3,8 @@
 Runs as its own process (``python -m bench.ingest_sender ...``, started by
 bench/ingest.py) so that it does not share a GIL with what it measures. Several
 threads ("streams"), each with its own gRPC channel, send the same serialised
-``ExportTraceServiceRequest`` with ids made unique per request by
-:func:`bench.spans.render_ids` (a byte substitution, no protobuf work).
+``ExportTraceServiceRequest`` with ids made unique and times later per request
+by :meth:`bench.spans.IdTemplate.render` (byte substitutions, no protobuf work).
 
 Without ``--rate`` it sends as fast as the server acknowledges, for
 ``--warmup`` + ``--duration`` seconds, and reports the spans acknowledged inside
@@ -29,7 +29,7 @@ import grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from bench.common import percentile, rounded
-from bench.spans import render_ids
+from bench.spans import IdTemplate
 
 logger = logging.getLogger(__name__)
 
@@ -65,17 +65,16 @@ class Sender:
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
-        self.payload = Path(args.payload).read_bytes()
-        self.trace_marker = bytes.fromhex(args.trace_marker)
-        self.span_marker = bytes.fromhex(args.span_marker)
+        self.template = IdTemplate.load(Path(args.template))
+        self.spans_per_request = self.template.span_count
         self.report = Report()
         self.lock = threading.Lock()
         self.next_request = 0
         self.t0 = 0.0
         rate = float(args.rate)
-        self.interval = args.spans_per_request / rate if rate > 0 else 0.0
+        self.interval = self.spans_per_request / rate if rate > 0 else 0.0
         self.total = (
-            max(1, round(rate * args.duration / args.spans_per_request)) if rate > 0 else None
+            max(1, round(rate * args.duration / self.spans_per_request)) if rate > 0 else None
         )
         self.window_start = args.warmup
         self.window_end = args.warmup + args.duration
@@ -104,9 +103,7 @@ class Sender:
                     delay = self.t0 + n * self.interval - time.monotonic()
                     if delay > 0:
                         time.sleep(delay)
-                body = render_ids(
-                    self.payload, self.trace_marker, self.span_marker, self.args.first_sequence + n
-                )
+                body = self.template.render(self.args.first_sequence + n)
                 self._send(export, body)
 
     def _send(self, export: grpc.UnaryUnaryMultiCallable[bytes, bytes], body: bytes) -> None:
@@ -130,11 +127,11 @@ class Sender:
             with self.lock:
                 r = self.report
                 r.requests += 1
-                r.spans += self.args.spans_per_request
+                r.spans += self.spans_per_request
                 r.rejected_spans += response.partial_success.rejected_spans
                 r.call_ms.append((done - started) * 1e3)
                 if self.window_start <= done - self.t0 <= self.window_end:
-                    r.window_spans += self.args.spans_per_request
+                    r.window_spans += self.spans_per_request
             return
 
     def run(self) -> Report:
@@ -159,10 +156,7 @@ def main() -> None:
     """Parse the arguments, send, and print the report as one JSON line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--target", required=True, help="host:port of the OTLP/gRPC receiver")
-    parser.add_argument("--payload", required=True, help="a serialised ExportTraceServiceRequest")
-    parser.add_argument("--trace-marker", required=True, help="hex of the trace id marker")
-    parser.add_argument("--span-marker", required=True, help="hex of the span id marker")
-    parser.add_argument("--spans-per-request", type=int, required=True)
+    parser.add_argument("--template", required=True, help="a file of IdTemplate.save()")
     parser.add_argument("--streams", type=int, default=4)
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--duration", type=float, default=5.0)

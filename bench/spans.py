@@ -9,16 +9,22 @@ benchmark relies on that to know which trace ids and tags exist).
 
 :func:`otlp_request` turns spans into an ``ExportTraceServiceRequest``; the
 ingest benchmark sends the serialised bytes many times, making the ids unique
-per request with :class:`IdTemplate` (a byte substitution: no protobuf work
-per request, so the sender stays cheap).
+and its times later per request with :class:`IdTemplate` (byte substitutions: no
+protobuf work per request, so the sender stays cheap).
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import random
+import re
+import struct
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
@@ -301,12 +307,21 @@ def otlp_request(spans: Sequence[Span]) -> ExportTraceServiceRequest:
 
 
 class IdTemplate:
-    """Serialised OTLP request whose ids can be made unique per send by byte substitution.
+    """Serialised OTLP request made new per send by byte substitution.
 
     Every trace id of the template starts with an 8-byte marker and every span id
     (and parent span id) with a 4-byte marker; :meth:`render` replaces both with
     bytes derived from a sequence number, so each rendered request carries new
     trace and span ids while staying a valid message of the same size.
+
+    It also moves every timestamp (the spans' start and end) later
+    by ``sequence * time_step_ns``, the time the template covers: request n + 1
+    holds spans that started after those of request n, as the batches of a live
+    app do. (Sending the same timestamps over and over would make every request
+    land in the middle of the store's time-ordered indexes, a load no real sender
+    produces.) Timestamps are fixed64 fields, so they are rewritten in place.
+
+    :meth:`save` and :meth:`load` carry a template to the sender process.
     """
 
     def __init__(self, spans: Sequence[Span], *, seed: int) -> None:
@@ -335,7 +350,7 @@ class IdTemplate:
             for s in spans
         ]
         self.span_count = len(marked)
-        self._trace_suffixes = sorted({bytes.fromhex(s.trace_id)[8:] for s in marked})
+        self.trace_suffixes = sorted({bytes.fromhex(s.trace_id)[8:] for s in marked})
         self.payload = otlp_request(marked).SerializeToString()
         ids = sum(1 for s in marked if s.parent_span_id) + len(marked)
         # A marker that also occurs by chance elsewhere would corrupt the message.
@@ -343,15 +358,75 @@ class IdTemplate:
             self.payload.count(self.span_marker) != ids
         ):
             raise ValueError("marker collision: pick another seed")
+        self.times = _time_offsets(self.payload, marked)
+        first = min(s.start_unix_nano for s in marked)
+        last = max(s.end_unix_nano for s in marked)
+        self.time_step_ns = last - first + 1
 
     def render(self, sequence: int) -> bytes:
         """Return the request with ids unique to ``sequence`` (0 <= sequence < 2**32)."""
-        return render_ids(self.payload, self.trace_marker, self.span_marker, sequence)
+        body = bytearray(render_ids(self.payload, self.trace_marker, self.span_marker, sequence))
+        shift = sequence * self.time_step_ns
+        pack_into = _FIXED64.pack_into
+        for offset, value in self.times:
+            pack_into(body, offset, value + shift)
+        return bytes(body)
 
     def trace_ids(self, sequence: int) -> list[str]:
         """Return the trace ids (hex) that :meth:`render` gives for ``sequence``."""
         prefix = trace_prefix(sequence)
-        return [(prefix + suffix).hex() for suffix in self._trace_suffixes]
+        return [(prefix + suffix).hex() for suffix in self.trace_suffixes]
+
+    def save(self, path: Path) -> None:
+        """Write the template to ``path`` (JSON), for :meth:`load` in another process."""
+        path.write_text(
+            json.dumps(
+                {
+                    "payload": base64.b64encode(self.payload).decode("ascii"),
+                    "trace_marker": self.trace_marker.hex(),
+                    "span_marker": self.span_marker.hex(),
+                    "trace_suffixes": [s.hex() for s in self.trace_suffixes],
+                    "span_count": self.span_count,
+                    "times": self.times,
+                    "time_step_ns": self.time_step_ns,
+                }
+            )
+        )
+
+    @classmethod
+    def load(cls, path: Path) -> IdTemplate:
+        """Read a template written by :meth:`save`."""
+        saved = json.loads(path.read_text())
+        template = cls.__new__(cls)
+        template.payload = base64.b64decode(saved["payload"])
+        template.trace_marker = bytes.fromhex(saved["trace_marker"])
+        template.span_marker = bytes.fromhex(saved["span_marker"])
+        template.trace_suffixes = [bytes.fromhex(s) for s in saved["trace_suffixes"]]
+        template.span_count = int(saved["span_count"])
+        template.times = [(int(offset), int(value)) for offset, value in saved["times"]]
+        template.time_step_ns = int(saved["time_step_ns"])
+        return template
+
+
+_FIXED64 = struct.Struct("<Q")
+
+
+def _time_offsets(payload: bytes, spans: Sequence[Span]) -> list[tuple[int, int]]:
+    """Return (offset, value) of every timestamp of ``spans`` in their serialised request.
+
+    Raises:
+        ValueError: a timestamp's eight bytes occur more often than the spans
+            hold it (by chance, inside other bytes): pick other times.
+    """
+    expected = Counter(t for s in spans for t in (s.start_unix_nano, s.end_unix_nano))
+    found: list[tuple[int, int]] = []
+    for value, count in expected.items():
+        needle = _FIXED64.pack(value)
+        offsets = [m.start() for m in re.finditer(re.escape(needle), payload)]
+        if len(offsets) != count:
+            raise ValueError(f"timestamp {value} occurs {len(offsets)} times, not {count}")
+        found.extend((offset, value) for offset in offsets)
+    return sorted(found)
 
 
 def trace_prefix(sequence: int) -> bytes:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 
 import pytest
 from bench import app_overhead, otlp_sink, run, spans, wrk
@@ -160,7 +161,9 @@ def test_the_shipped_configuration_keeps_every_signal_and_every_trace() -> None:
     assert shipped["in-code"].mode is app_overhead.Mode.IN_CODE
 
 
-def test_id_template_renders_valid_requests_with_fresh_ids() -> None:
+def test_id_template_renders_valid_requests_with_fresh_ids_and_later_times(
+    tmp_path: Path,
+) -> None:
     generator = spans.TraceGenerator(seed=3, start_unix_nano=1_700_000_000_000_000_000)
     batch = [s for trace in generator.spans(64) for s in trace]
     template = spans.IdTemplate(batch, seed=11)
@@ -189,6 +192,27 @@ def test_id_template_renders_valid_requests_with_fresh_ids() -> None:
         if s.parent_span_id
     }
     assert parents <= span_ids
+    # Every span of request 2 starts after every span of request 1 ends, by whole steps.
+    def times(request: ExportTraceServiceRequest) -> list[tuple[int, int]]:
+        return [
+            (s.start_time_unix_nano, s.end_time_unix_nano)
+            for rs in request.resource_spans
+            for ss in rs.scope_spans
+            for s in ss.spans
+        ]
+
+    step = template.time_step_ns
+    assert step == max(s.end_unix_nano for s in batch) - min(s.start_unix_nano for s in batch) + 1
+    assert times(second) == [(a + step, b + step) for a, b in times(first)]
+    assert sorted(times(first)) == sorted(
+        (s.start_unix_nano + step, s.end_unix_nano + step) for s in batch
+    )
+    assert max(end for _, end in times(first)) < min(start for start, _ in times(second))
+    # What the sender process loads renders the same bytes.
+    template.save(tmp_path / "template.json")
+    loaded = spans.IdTemplate.load(tmp_path / "template.json")
+    assert loaded.render(7) == template.render(7)
+    assert loaded.trace_ids(7) == template.trace_ids(7)
 
 
 def test_the_generator_is_deterministic_and_realistic() -> None:
