@@ -192,6 +192,7 @@ def test_id_template_renders_valid_requests_with_fresh_ids_and_later_times(
         if s.parent_span_id
     }
     assert parents <= span_ids
+
     # Every span of request 2 starts after every span of request 1 ends, by whole steps.
     def times(request: ExportTraceServiceRequest) -> list[tuple[int, int]]:
         return [

@@ -651,6 +651,55 @@ def test_the_wal_stays_bounded_while_writes_never_pause(
     _assert_intact(str(path))
 
 
+def _write_queued(store: SqliteStore, batches: list[Batch]) -> list[BaseException | None]:
+    """Write ``batches`` from threads that all queue while the writer is busy."""
+    errors: list[BaseException | None] = [None] * len(batches)
+
+    def write(n: int) -> None:
+        try:
+            store.write(batches[n])
+        except Exception as exc:
+            errors[n] = exc
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(len(batches))]
+    with store._write_lock:  # the writer is busy: every write queues
+        for t in threads:
+            t.start()
+        eventually(lambda: len(store._pending) == len(batches))
+    for t in threads:
+        t.join(timeout=10)
+    return errors
+
+
+def test_writes_waiting_for_the_writer_are_committed_together(store: SqliteStore) -> None:
+    statements: list[str] = []
+    store._writer.set_trace_callback(statements.append)
+    errors = _write_queued(
+        store, [Batch(spans=(span(n, 1), span(n, 2, parent=1))) for n in (1, 2, 3)]
+    )
+    store._writer.set_trace_callback(None)
+    assert errors == [None, None, None]
+    assert statements.count("COMMIT") == 1
+    ids = store.find_trace_ids(TraceQueryParams(limit=100))
+    assert sorted(ids) == [tid(1), tid(2), tid(3)]
+    assert all(len(t) == 2 for t in store.get_traces(ids))
+
+
+def test_a_write_sqlite_refuses_fails_alone_when_committed_together(store: SqliteStore) -> None:
+    # A time past 2262 does not fit an SQLite INTEGER: that write fails, and the
+    # others of its transaction are retried one by one and stored.
+    good = [Batch(spans=(span(n, 1), span(n, 2, parent=1))) for n in (1, 2, 3)]
+    bad = Batch(spans=(span(4, 1, start=2**63),))
+    errors = _write_queued(store, [good[0], bad, good[1], good[2]])
+    assert [type(e) for e in errors] == [type(None), OverflowError, type(None), type(None)]
+    ids = store.find_trace_ids(TraceQueryParams(limit=100))
+    assert sorted(ids) == [tid(1), tid(2), tid(3)]
+    assert all(len(t) == 2 for t in store.get_traces(ids))
+    store.write(Batch(spans=(span(5, 1),)))  # and the store goes on
+    assert tid(5) in store.find_trace_ids(TraceQueryParams(limit=100))
+    _assert_intact(store.path)
+
+
 def test_a_closed_or_read_only_store_refuses_writes(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
     store = SqliteStore(path, retention_interval_s=0)
@@ -674,6 +723,33 @@ def test_the_schema_is_versioned(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(SchemaError, match="newer than this otelviewer"):
         SqliteStore(path)
+
+
+def test_a_version_1_database_is_upgraded_and_keeps_its_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "v1.db"
+    with monkeypatch.context() as old:  # what the first release wrote
+        old.setattr(sql, "SCHEMA_VERSION", 1)
+        with SqliteStore(path, retention_interval_s=0) as store:
+            store.write(Batch(spans=(span(1, 1, attributes={"http.route": "/"}),)))
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone() == (1,)
+    conn.close()
+    with SqliteStore(path, retention_interval_s=0) as store:
+        store.write(Batch(spans=(span(2, 1, attributes={"http.route": "/"}),)))
+        assert store.find_trace_ids(TraceQueryParams(attributes={"http.route": "/"})) == [
+            tid(2),
+            tid(1),
+        ]
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone() == (sql.SCHEMA_VERSION,)
+    # Version 2: the full-text index merges 16 segments at a time.
+    assert conn.execute("SELECT v FROM span_search_config WHERE k = 'automerge'").fetchone() == (
+        16,
+    )
+    conn.close()
+    _assert_intact(str(path))
 
 
 def test_a_foreign_database_is_refused(tmp_path: Path) -> None:

@@ -4,7 +4,8 @@ Modelled on Jaeger's ``tracestore`` Reader/Writer. Rules every implementation
 keeps (``tests/otelviewer/test_store_contract.py`` checks them):
 
 * ``Writer.write`` stores one ``Batch`` in one transaction: all of it or none of
-  it. Once it returns, the batch survives a crash (``kill -9``).
+  it (writes made at the same time may share that transaction). Once it
+  returns, the batch survives a crash (``kill -9``).
 * Writes are idempotent: writing the same span (same trace id and span id) twice
   keeps one copy.
 * "Not found" is an empty result, never an exception.

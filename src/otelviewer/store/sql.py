@@ -38,7 +38,7 @@ from __future__ import annotations
 import functools
 
 #: The schema version this code reads and writes (``PRAGMA user_version``).
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # How a JSON scalar from json_each() becomes the text that tag search compares:
 # booleans as Jaeger writes them ("true"/"false"), everything else as SQLite's text
@@ -156,8 +156,17 @@ CREATE TABLE metric_points (
 CREATE INDEX metric_points_time ON metric_points (time_ns);
 """  # noqa: S608 - constant fragments, no values
 
+# Version 2: the full-text index merges its segments 16 at a time instead of 4.
+# FTS5 writes each transaction's entries as a new segment and merges segments of
+# one level into the next; merging wider rewrites each entry fewer times (about
+# log16 instead of log4 of the spans stored). Measured: the index's share of a
+# write falls from about half to a fifth; a lookup reads a few more segments.
+_V2 = """
+INSERT INTO span_search (span_search, rank) VALUES ('automerge', 16);
+"""
+
 #: ``MIGRATIONS[i]`` upgrades a database at ``user_version`` i to i + 1.
-MIGRATIONS: tuple[str, ...] = (_V1,)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2)
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 # --- connection set-up -------------------------------------------------------------

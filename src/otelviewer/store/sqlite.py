@@ -9,9 +9,12 @@ Usage::
 
 How it keeps the contract in ``contract.py``:
 
-* One ``write()`` is one ``BEGIN IMMEDIATE ... COMMIT`` on the single writer
-  connection; writers are serialised by a lock, and a write that cannot get the
-  lock (or SQLite's) within ``write_timeout_s`` raises ``StoreUnavailable``.
+* One ``write()`` is committed by one ``BEGIN IMMEDIATE ... COMMIT`` on the
+  single writer connection; writers are serialised by a lock, and a write that
+  cannot get the lock (or SQLite's) within ``write_timeout_s`` raises
+  ``StoreUnavailable``. Writes that queue behind a busy writer are committed
+  together by the next transaction (group commit: fewer commits, and fewer
+  larger segments for the full-text index), each still all or nothing.
 * Durability: see ``sql.CONNECTION_PRAGMAS`` (WAL + synchronous=NORMAL: a
   committed write survives ``kill -9``).
 * Idempotence: unique keys on a span's ``(start, span_id, trace_id)`` (a re-sent
@@ -50,6 +53,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -305,6 +309,47 @@ def _log_text(body: AttrValue) -> tuple[str, str | None]:
     return encoded, encoded
 
 
+@dataclass(slots=True)
+class _Rows:
+    """One or more batches as rows, ready to insert (resource ids still fingerprints)."""
+
+    #: Resource fingerprint -> resource, for the resources the rows refer to.
+    resources: dict[str, Resource]
+    spans: list[list[Any]]
+    operations: set[tuple[str, str, int]]
+    logs: list[list[Any]]
+    series: list[list[Any]]
+    points: list[list[Any]]
+
+    @classmethod
+    def merge(cls, parts: Sequence[_Rows]) -> _Rows:
+        """Return the rows of several batches, to be written in one transaction."""
+        if len(parts) == 1:
+            return parts[0]
+        series: dict[str, list[Any]] = {}
+        for part in parts:
+            for row in part.series:
+                series.setdefault(row[0], row)
+        return cls(
+            resources={k: v for part in parts for k, v in part.resources.items()},
+            spans=[row for part in parts for row in part.spans],
+            operations={op for part in parts for op in part.operations},
+            logs=[row for part in parts for row in part.logs],
+            series=list(series.values()),
+            points=[row for part in parts for row in part.points],
+        )
+
+
+@dataclass(slots=True)
+class _PendingWrite:
+    """A batch waiting for the writer, and how its write ended."""
+
+    batch: Batch
+    rows: _Rows
+    finished: threading.Event = field(default_factory=threading.Event)
+    error: BaseException | None = None
+
+
 class SqliteStore:
     """Stores telemetry in one SQLite file; implements ``Reader`` and ``Writer``.
 
@@ -349,6 +394,8 @@ class SqliteStore:
         self.read_only = read_only
         self._write_timeout_s = write_timeout_s
         self._write_lock = threading.Lock()
+        self._pending_lock = threading.Lock()
+        self._pending: list[_PendingWrite] = []
         self._closed = False
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
@@ -408,16 +455,17 @@ class SqliteStore:
 
     @contextlib.contextmanager
     def _transaction(
-        self, after_commit: Callable[[], None] | None = None
+        self, after_commit: Callable[[], None] | None = None, *, locked: bool = False
     ) -> Iterator[sqlite3.Connection]:
         """Hold the writer for one transaction, or raise ``StoreUnavailable``.
 
         ``after_commit`` runs after a successful COMMIT, still holding the writer
-        (to update caches that must agree with what is committed).
+        (to update caches that must agree with what is committed). ``locked``:
+        the caller already holds the writer.
         """
         if self.read_only:
             raise StoreUnavailable("the store is open read-only")
-        if not self._write_lock.acquire(timeout=self._write_timeout_s):
+        if not locked and not self._write_lock.acquire(timeout=self._write_timeout_s):
             raise StoreUnavailable(f"the store was busy for {self._write_timeout_s:g}s")
         try:
             if self._closed:
@@ -440,20 +488,94 @@ class SqliteStore:
             if after_commit is not None:
                 after_commit()
         finally:
-            self._write_lock.release()
+            if not locked:
+                self._write_lock.release()
 
     def write(self, batch: Batch) -> None:
-        """Store ``batch`` in one transaction; raise ``StoreUnavailable`` to ask for a retry."""
+        """Store ``batch`` in one transaction; raise ``StoreUnavailable`` to ask for a retry.
+
+        Writes that arrive while another is committing are committed together, in
+        the next transaction (a group commit): whichever caller gets the writer
+        writes every batch waiting, and the others return once that commits.
+        Each batch is still all or nothing, and acknowledged only once committed.
+        """
+        if self.read_only:
+            raise StoreUnavailable("the store is open read-only")
         # Everything that is pure Python happens before taking the writer, so that
         # one request's JSON encoding overlaps with another's SQLite work (which
         # releases the GIL).
+        pending = _PendingWrite(batch, self._prepare(batch))
+        with self._pending_lock:
+            self._pending.append(pending)
+        deadline = time.monotonic() + self._write_timeout_s
+        while not pending.finished.is_set():
+            if not self._write_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                with self._pending_lock:
+                    if pending in self._pending:  # nobody took it: nothing was written
+                        self._pending.remove(pending)
+                        raise StoreUnavailable(f"the store was busy for {self._write_timeout_s:g}s")
+                pending.finished.wait()  # the writer has it: it is being committed
+                break
+            try:
+                if not pending.finished.is_set():
+                    self._write_pending()
+            finally:
+                self._write_lock.release()
+        if pending.error is not None:
+            raise pending.error
+
+    def _write_pending(self) -> None:
+        """Commit every waiting batch in one transaction (the caller holds the writer).
+
+        If that transaction fails for a reason other than the store being
+        unavailable (a value SQLite refuses, say), each batch is tried alone, so
+        that only the faulty one fails.
+        """
+        with self._pending_lock:
+            group = self._pending
+            self._pending = []
+        try:
+            try:
+                self._commit(_Rows.merge([p.rows for p in group]))
+            except StoreUnavailable as exc:
+                for p in group:
+                    p.error = StoreUnavailable(str(exc))
+            except Exception:
+                if len(group) == 1:
+                    raise
+                for p in group:
+                    try:
+                        self._commit(self._prepare(p.batch))
+                    except Exception as exc:  # this batch's own failure, for its caller
+                        p.error = exc
+        except BaseException as exc:
+            for p in group:
+                p.error = exc
+            raise
+        finally:
+            for p in group:
+                p.finished.set()
+
+    def _prepare(self, batch: Batch) -> _Rows:
+        """Turn ``batch`` into rows (resource ids still to be filled in)."""
         resources: dict[int, tuple[str, Resource]] = {}
         span_rows = self._span_rows(batch.spans, resources) if batch.spans else []
-        operations = {(s.resource.service_name, s.name, int(s.kind)) for s in batch.spans}
         log_rows = self._log_rows(batch.logs, resources) if batch.logs else []
         series_rows, point_rows = (
             self._metric_rows(batch.metrics, resources) if batch.metrics else ([], [])
         )
+        return _Rows(
+            resources=dict(resources.values()),
+            spans=span_rows,
+            operations={(s.resource.service_name, s.name, int(s.kind)) for s in batch.spans},
+            logs=log_rows,
+            series=series_rows,
+            points=point_rows,
+        )
+
+    def _commit(self, rows: _Rows) -> None:
+        """Write ``rows`` in one transaction (the caller holds the writer)."""
+        operations = rows.operations
         new_resources: dict[str, int] = {}
         new_series: dict[str, int] = {}
 
@@ -465,22 +587,22 @@ class SqliteStore:
                 self._operations.clear()
             self._operations |= operations
 
-        with self._transaction(after_commit=remember) as conn:
+        with self._transaction(after_commit=remember, locked=True) as conn:
             new_resources = self._resolve_ids(
-                conn, resources.values(), self._resource_ids, span_rows, log_rows, series_rows
+                conn, rows.resources.items(), self._resource_ids, rows.spans, rows.logs, rows.series
             )
-            if span_rows:
-                inserted, last_pk = _insert_rows(conn, sql.INSERT_SPANS, span_rows)
+            if rows.spans:
+                inserted, last_pk = _insert_rows(conn, sql.INSERT_SPANS, rows.spans)
                 if inserted:
                     conn.execute(sql.INDEX_NEW_SPANS, (last_pk - inserted,))
             operations -= self._operations  # under the writer: retention may clear it
             if operations:
                 _insert_rows(conn, sql.INSERT_OPERATIONS, list(operations))
-            if log_rows:
-                _insert_rows(conn, sql.INSERT_LOGS, log_rows)
-            if series_rows:
-                new_series = self._resolve_series(conn, series_rows, point_rows)
-                _insert_rows(conn, sql.INSERT_POINTS, point_rows)
+            if rows.logs:
+                _insert_rows(conn, sql.INSERT_LOGS, rows.logs)
+            if rows.series:
+                new_series = self._resolve_series(conn, rows.series, rows.points)
+                _insert_rows(conn, sql.INSERT_POINTS, rows.points)
 
     @staticmethod
     def _remember(cache: dict[str, int], new: dict[str, int]) -> None:
