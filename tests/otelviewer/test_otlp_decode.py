@@ -191,6 +191,22 @@ def test_spans_with_bad_ids_are_rejected_and_counted(fields: dict[str, str], rea
     assert response.partial_success.error_message == decoded.error_message
 
 
+LATE = str(2**63)  # one nanosecond after the latest time a store can hold
+
+
+@pytest.mark.parametrize("field", ["startTimeUnixNano", "endTimeUnixNano"])
+def test_spans_after_the_year_2262_are_rejected_and_counted(field: str) -> None:
+    payload = json_spans(json_span(spanId="1111111111111111"), json_span(**{field: LATE}))
+    decoded = TRACES.decode(json_bytes(payload), is_json=True)
+    assert [s.span_id for s in decoded.batch.spans] == ["1111111111111111"]
+    assert decoded.rejected == 1
+    assert decoded.error_message == (
+        "rejected 1 of 2 spans: 1 with a time after the year 2262 (more than 2**63 - 1 ns)"
+    )
+    latest = json_spans(json_span(startTimeUnixNano=str(2**63 - 2), endTimeUnixNano=str(2**63 - 1)))
+    assert TRACES.decode(json_bytes(latest), is_json=True).rejected == 0
+
+
 def test_a_fully_accepted_request_has_no_partial_success() -> None:
     decoded = TRACES.decode(json_bytes(json_spans(json_span())), is_json=True)
     assert not TRACES.response_for(decoded).HasField("partial_success")
@@ -274,6 +290,7 @@ def test_json_logs_with_hex_ids() -> None:
                             },
                             {"timeUnixNano": "5", "body": {"kvlistValue": {"values": []}}},
                             {"timeUnixNano": "6", "traceId": "abcd"},
+                            {"timeUnixNano": "7", "observedTimeUnixNano": LATE},
                         ],
                     }
                 ],
@@ -287,9 +304,12 @@ def test_json_logs_with_hex_ids() -> None:
     assert (first.time_unix_nano, first.observed_time_unix_nano) == (T, T + 1)
     assert first.attributes == {"todo.task.id": 7}
     assert (second.trace_id, second.span_id, second.body) == (None, None, {})
-    assert decoded.rejected == 1
-    assert "1 with a trace_id that is not 16 bytes" in decoded.error_message
-    assert LOGS.response_for(decoded).partial_success.rejected_log_records == 1
+    assert decoded.rejected == 2
+    assert decoded.error_message == (
+        "rejected 2 of 4 log records: 1 with a trace_id that is not 16 bytes,"
+        " 1 with a time after the year 2262 (more than 2**63 - 1 ns)"
+    )
+    assert LOGS.response_for(decoded).partial_success.rejected_log_records == 2
 
 
 def test_json_metrics_of_every_kind() -> None:
@@ -313,7 +333,15 @@ def test_json_metrics_of_every_kind() -> None:
                                     "isMonotonic": True,
                                 },
                             ),
-                            metric("open", gauge={"dataPoints": [{**point, "asDouble": 2.5}]}),
+                            metric(
+                                "open",
+                                gauge={
+                                    "dataPoints": [
+                                        {**point, "asDouble": 2.5},
+                                        {**point, "asDouble": 1, "timeUnixNano": LATE},
+                                    ]
+                                },
+                            ),
                             metric(
                                 "duration",
                                 histogram={
@@ -364,13 +392,14 @@ def test_json_metrics_of_every_kind() -> None:
     assert duration.kind is MetricKind.HISTOGRAM
     assert duration.histogram == HistogramValue(3, 7.5, (1, 2, 0), (1.0, 5.0), 0.5, 4.0)
     assert duration.temporality == 1
-    assert decoded.rejected == 4
+    assert decoded.rejected == 5
     assert decoded.error_message == (
-        "rejected 4 of 7 data points: 1 whose bucket_counts do not match explicit_bounds, "
+        "rejected 5 of 8 data points: 1 with a time after the year 2262 (more than 2**63 - 1 ns), "
+        "1 whose bucket_counts do not match explicit_bounds, "
         "1 of exponential histograms or summaries (not stored), 1 without a value, "
         "1 of a metric without a name"
     )
-    assert METRICS.response_for(decoded).partial_success.rejected_data_points == 4
+    assert METRICS.response_for(decoded).partial_success.rejected_data_points == 5
 
 
 # --- protobuf --------------------------------------------------------------------------

@@ -15,7 +15,8 @@ same things:
   spans with a missing, all-zero or wrong-length trace or span id, log records
   with wrong-length ids, metric points without a name, with no value, with
   inconsistent buckets, or of a type otelviewer does not store (exponential
-  histograms, summaries).
+  histograms, summaries), and any item with a time after April 2262 (beyond a
+  signed 64-bit integer, which SQLite cannot hold).
 * A request that cannot be parsed at all raises ``DecodeError`` (HTTP 400,
   gRPC INVALID_ARGUMENT).
 """
@@ -67,6 +68,12 @@ DEFAULT_MAX_REQUEST_BYTES = 16 * 1024 * 1024
 #: own default; deeper requests are refused as undecodable rather than exhausting
 #: the stack.
 MAX_JSON_DEPTH = 100
+
+#: The latest time a store can hold (SQLite's largest INTEGER, in Unix nanoseconds:
+#: April 2262). OTLP times are unsigned 64-bit, so a sender can send later ones;
+#: items with such times are rejected, counted in ``partial_success``.
+MAX_TIME_UNIX_NANO = 2**63 - 1
+_TOO_LATE = "with a time after the year 2262 (more than 2**63 - 1 ns)"
 
 _ZERO_TRACE_ID = bytes(16)
 _ZERO_SPAN_ID = bytes(8)
@@ -231,6 +238,9 @@ def _convert_traces(request: Any) -> Decoded:
                     continue
                 start = span.start_time_unix_nano
                 end = span.end_time_unix_nano
+                if start > MAX_TIME_UNIX_NANO or end > MAX_TIME_UNIX_NANO:
+                    problems[_TOO_LATE] += 1
+                    continue
                 kind = span.kind
                 status = span.status
                 code = status.code
@@ -301,6 +311,12 @@ def _convert_logs(request: Any) -> Decoded:
                 if span_id and len(span_id) != 8:
                     problems[_BAD_LOG_SPAN_ID] += 1
                     continue
+                if (
+                    record.time_unix_nano > MAX_TIME_UNIX_NANO
+                    or record.observed_time_unix_nano > MAX_TIME_UNIX_NANO
+                ):
+                    problems[_TOO_LATE] += 1
+                    continue
                 records.append(
                     LogRecord(
                         time_unix_nano=record.time_unix_nano,
@@ -368,6 +384,12 @@ def _convert_metrics(request: Any) -> Decoded:
                     "scope": scope,
                 }
                 for dp in data_points:
+                    if (
+                        dp.time_unix_nano > MAX_TIME_UNIX_NANO
+                        or dp.start_time_unix_nano > MAX_TIME_UNIX_NANO
+                    ):
+                        problems[_TOO_LATE] += 1
+                        continue
                     if which == "histogram":
                         buckets = tuple(dp.bucket_counts)
                         bounds = tuple(dp.explicit_bounds)
