@@ -200,6 +200,11 @@ INSERT_RESOURCE = (
 # Rows are inserted with one multi-row statement per batch (see rows_insert()),
 # not executemany(): Python's sqlite3 releases the GIL around every row's step,
 # and each re-acquisition can wait for a decoding thread's whole switch interval.
+#
+# Span rows bind no bytes and no None: Python's sqlite3 binds int, float, str and
+# bytearray directly, but looks for an adapter for every other value, which made
+# binding a large share of the interpreter's time in a write. Ids come as
+# bytearray, and the columns that may be NULL take '' for NULL (nullif below).
 INSERT_SPANS = """
 INSERT OR IGNORE INTO spans (
     trace_id, span_id, parent_span_id, service, name, kind, start_ns, duration_ns,
@@ -230,11 +235,26 @@ INSERT OR IGNORE INTO metric_points (series_id, time_ns, start_ns, value, histog
 VALUES"""
 
 
+def values_row(columns: int, *, empty_is_null: tuple[int, ...] = ()) -> str:
+    """Return one row of placeholders, ``(?, ?, ...)``.
+
+    The columns numbered in ``empty_is_null`` (from 0) store NULL for ''.
+    """
+    return (
+        "("
+        + ", ".join("nullif(?, '')" if n in empty_is_null else "?" for n in range(columns))
+        + ")"
+    )
+
+
+#: One span row: parent_span_id, events and links take '' for NULL.
+SPAN_ROW = values_row(17, empty_is_null=(2, 15, 16))
+
+
 @functools.lru_cache(maxsize=64)
-def rows_insert(head: str, columns: int, rows: int) -> str:
-    """Return ``head`` followed by ``rows`` groups of ``columns`` placeholders."""
-    group = "(" + ", ".join("?" * columns) + ")"
-    return head + " " + ", ".join([group] * rows)
+def rows_insert(head: str, row: str, rows: int) -> str:
+    """Return ``head`` followed by ``rows`` copies of ``row`` (from ``values_row``)."""
+    return head + " " + ", ".join([row] * rows)
 
 
 # --- retention -----------------------------------------------------------------------

@@ -161,9 +161,12 @@ def _json(value: Any, *, sort_keys: bool = False) -> str:
 
 
 def _insert_rows(
-    conn: sqlite3.Connection, head: str, rows: Sequence[Sequence[Any]]
+    conn: sqlite3.Connection, head: str, rows: Sequence[Sequence[Any]], row: str | None = None
 ) -> tuple[int, int]:
     """Insert ``rows`` with as few multi-row statements as SQLite's limits allow.
+
+    ``row`` is the placeholders of one row (``sql.values_row``); plain ``?`` for
+    each column when None.
 
     Returns:
         How many rows were inserted (ignored duplicates not counted), and the
@@ -171,13 +174,14 @@ def _insert_rows(
         have consecutive rowids, so they are the last ``inserted`` up to it.
     """
     columns = len(rows[0])
+    row = row or sql.values_row(columns)
     per_statement = max(1, min(MAX_ROWS_PER_INSERT, _max_variables(conn) // columns))
     inserted = 0
     last_rowid = 0
     for first in range(0, len(rows), per_statement):
         chunk = rows[first : first + per_statement]
-        params = [value for row in chunk for value in row]
-        cursor = conn.execute(sql.rows_insert(head, columns, len(chunk)), params)
+        params = [value for row_values in chunk for value in row_values]
+        cursor = conn.execute(sql.rows_insert(head, row, len(chunk)), params)
         if cursor.rowcount > 0:
             inserted += cursor.rowcount
             last_rowid = cursor.lastrowid or 0
@@ -592,7 +596,7 @@ class SqliteStore:
                 conn, rows.resources.items(), self._resource_ids, rows.spans, rows.logs, rows.series
             )
             if rows.spans:
-                inserted, last_pk = _insert_rows(conn, sql.INSERT_SPANS, rows.spans)
+                inserted, last_pk = _insert_rows(conn, sql.INSERT_SPANS, rows.spans, sql.SPAN_ROW)
                 if inserted:
                     conn.execute(sql.INDEX_NEW_SPANS, (last_pk - inserted,))
             operations -= self._operations  # under the writer: retention may clear it
@@ -622,24 +626,25 @@ class SqliteStore:
     def _span_rows(
         self, spans: Sequence[Span], resources: dict[int, tuple[str, Resource]]
     ) -> list[list[Any]]:
+        # Ids as bytearray and '' for NULL: binding them costs least (sql.SPAN_ROW).
         rows: list[list[Any]] = []
         append = rows.append
-        fromhex = bytes.fromhex
+        fromhex = bytearray.fromhex
         fingerprint = self._fingerprint
         for s in spans:
             events = (
                 _json([[e.time_unix_nano, e.name, e.attributes] for e in s.events])
                 if s.events
-                else None
+                else ""
             )
             links = (
-                _json([[k.trace_id, k.span_id, k.attributes] for k in s.links]) if s.links else None
+                _json([[k.trace_id, k.span_id, k.attributes] for k in s.links]) if s.links else ""
             )
             append(
                 [
                     fromhex(s.trace_id),
                     fromhex(s.span_id),
-                    fromhex(s.parent_span_id) if s.parent_span_id else None,
+                    fromhex(s.parent_span_id) if s.parent_span_id else "",
                     s.resource.service_name,
                     s.name,
                     int(s.kind),
