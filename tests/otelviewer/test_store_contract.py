@@ -685,6 +685,30 @@ def test_writes_waiting_for_the_writer_are_committed_together(store: SqliteStore
     assert all(len(t) == 2 for t in store.get_traces(ids))
 
 
+def test_spans_of_known_resources_and_operations_are_one_insert_statement(
+    store: SqliteStore,
+) -> None:
+    statements: list[str] = []
+    store._writer.set_trace_callback(statements.append)
+    store.write(Batch(spans=(span(1, 1),)))  # a new resource and operation: a transaction
+    first = list(statements)
+    statements.clear()
+    store.write(Batch(spans=(span(2, 1), span(2, 2, parent=1))))  # nothing new: one INSERT
+    store._writer.set_trace_callback(None)
+    assert first[0] == "BEGIN IMMEDIATE"
+    assert first[-1] == "COMMIT"
+    assert any(s.startswith("INSERT OR IGNORE INTO resources") for s in first)
+    # ("-- " marks what SQLite runs inside a statement: the full-text index's own SQL.)
+    ours = {s.strip().split(" (")[0] for s in statements if not s.startswith("-- ")}
+    assert ours == {"INSERT OR IGNORE INTO spans"}
+    # The trigger indexed them: tag search and trace lookup find them.
+    assert store.find_trace_ids(TraceQueryParams(attributes={"span.kind": "server"})) == [
+        tid(2),
+        tid(1),
+    ]
+    assert [s.span_id for s in store.get_traces([tid(2)])[0]] == [sid(1), sid(2)]
+
+
 def test_a_write_sqlite_refuses_fails_alone_when_committed_together(store: SqliteStore) -> None:
     # A time past 2262 does not fit an SQLite INTEGER: that write fails, and the
     # others of its transaction are retried one by one and stored.
@@ -725,23 +749,33 @@ def test_the_schema_is_versioned(tmp_path: Path) -> None:
         SqliteStore(path)
 
 
-def test_a_version_1_database_is_upgraded_and_keeps_its_data(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_version_1_database_is_upgraded_and_keeps_its_data(tmp_path: Path) -> None:
     path = tmp_path / "v1.db"
-    with monkeypatch.context() as old:  # what the first release wrote
-        old.setattr(sql, "SCHEMA_VERSION", 1)
-        with SqliteStore(path, retention_interval_s=0) as store:
-            store.write(Batch(spans=(span(1, 1, attributes={"http.route": "/"}),)))
-    conn = sqlite3.connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone() == (1,)
+    conn = sqlite3.connect(path, isolation_level=None)  # a span as the first release wrote it
+    for statement in sqlite_store._split_script(sql.MIGRATIONS[0]):
+        conn.execute(statement)
+    conn.execute("PRAGMA user_version = 1")
+    conn.execute(
+        "INSERT INTO resources (id, fingerprint, service, attributes) VALUES (1, 'r', 'todo', '{}')"
+    )
+    conn.execute(
+        "INSERT INTO spans (trace_id, span_id, service, name, kind, start_ns, duration_ns,"
+        " status_code, status_message, resource_id, scope_name, scope_version, trace_state,"
+        " attributes) VALUES (?, ?, 'todo', 'GET /', 2, ?, 5, 0, '', 1, '', '', '', ?)",
+        (bytes.fromhex(tid(1)), bytes.fromhex(sid(1)), T0, '{"http.route":"/"}'),
+    )
+    conn.execute(
+        "INSERT INTO span_search (rowid, trace_hex, name, attributes)"
+        " SELECT pk, trace_hex, name, attributes FROM spans"
+    )
     conn.close()
     with SqliteStore(path, retention_interval_s=0) as store:
-        store.write(Batch(spans=(span(2, 1, attributes={"http.route": "/"}),)))
+        store.write(Batch(spans=(span(2, 1, start=T0 + 1, attributes={"http.route": "/"}),)))
         assert store.find_trace_ids(TraceQueryParams(attributes={"http.route": "/"})) == [
             tid(2),
             tid(1),
         ]
+        assert [s.span_id for s in store.get_traces([tid(1)])[0]] == [sid(1)]
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA user_version").fetchone() == (sql.SCHEMA_VERSION,)
     # Version 2: the full-text index merges 16 segments at a time.
