@@ -85,8 +85,12 @@ def test_the_specification_example_span() -> None:
             endTimeUnixNano=1544712661000000000,  # a number works too
             attributes=[
                 {"key": "http.method", "value": {"stringValue": "GET"}},
+                {"key": "empty", "value": {"stringValue": ""}},
+                {"key": "unset", "value": {}},
                 {"key": "http.status_code", "value": {"intValue": "200"}},
+                {"key": "zero", "value": {"intValue": "0"}},
                 {"key": "retry", "value": {"boolValue": True}},
+                {"key": "no", "value": {"boolValue": False}},
                 {"key": "ratio", "value": {"doubleValue": 0.5}},
                 {"key": "bytes", "value": {"bytesValue": "aGk="}},
                 {"key": "list", "value": {"arrayValue": {"values": [{"intValue": 1}, {}]}}},
@@ -121,13 +125,31 @@ def test_the_specification_example_span() -> None:
     assert (span.start_unix_nano, span.end_unix_nano) == (1544712660000000000, 1544712661000000000)
     assert span.attributes == {
         "http.method": "GET",
+        "empty": "",
+        "unset": None,
         "http.status_code": 200,
+        "zero": 0,
         "retry": True,
+        "no": False,
         "ratio": 0.5,
         "bytes": "aGk=",
         "list": [1, None],
         "map": {"a": "b"},
     }
+    # (== alone would take 0 for False.)
+    assert [type(v) for v in span.attributes.values()] == [
+        str,
+        str,
+        type(None),
+        int,
+        int,
+        bool,
+        bool,
+        float,
+        str,
+        list,
+        dict,
+    ]
     assert span.events == (SpanEvent(1544712660500000000, "exception", {"exception.type": "E"}),)
     assert span.links == (SpanLink("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331", {}),)
     assert (span.status_code, span.status_message) == (StatusCode.ERROR, "boom")
