@@ -41,6 +41,7 @@ from waitress.server import create_server
 
 from otelviewer.receiver import http as otlp_http
 from otelviewer.receiver.grpc import GRACE_S, start_grpc_server
+from otelviewer.receiver.ingest import Ingest
 from otelviewer.receiver.otlp import DEFAULT_MAX_REQUEST_BYTES
 from otelviewer.store.contract import Reader
 from otelviewer.store.sqlite import DEFAULT_MAX_AGE_S, DEFAULT_MAX_SPANS, SqliteStore
@@ -168,6 +169,7 @@ class Server:
         self.config = config
         self.store: SqliteStore | None = None
         self._grpc: Any = None
+        self._ingest: Ingest | None = None
         self._wsgi: list[_WaitressThread] = []
 
     def start(self) -> None:
@@ -188,13 +190,14 @@ class Server:
             self.store = SqliteStore(c.db_path, max_spans=c.max_spans, max_age_s=c.max_age_s)
         except Exception as exc:
             raise StartupError(f"cannot use the database {c.db_path}: {exc}") from exc
+        self._ingest = Ingest(self.store)
         try:
             self._grpc = start_grpc_server(
-                self.store, c.host, c.grpc_port, max_request_bytes=c.max_request_bytes
+                self._ingest, c.host, c.grpc_port, max_request_bytes=c.max_request_bytes
             )
             logger.info("OTLP/gRPC listening on %s:%d", _url_host(c.host), c.grpc_port)
             receiver = otlp_http.create_app(
-                self.store, cors_origin=c.cors_origin, max_body=c.max_request_bytes
+                self._ingest, cors_origin=c.cors_origin, max_body=c.max_request_bytes
             )
             http_server = _WaitressThread(
                 receiver,
@@ -226,6 +229,9 @@ class Server:
         for wsgi in self._wsgi:
             wsgi.stop(GRACE_S)
         self._wsgi.clear()
+        if self._ingest is not None:
+            self._ingest.close()
+            self._ingest = None
         if self.store is not None:
             self.store.close()
             self.store = None

@@ -18,6 +18,7 @@ from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from otelviewer.receiver.grpc import PortInUse, start_grpc_server
+from otelviewer.receiver.ingest import Ingest
 from otelviewer.store.sqlite import SqliteStore
 from tests.otelviewer.conftest import Viewer
 from tests.support import free_port
@@ -57,9 +58,16 @@ def grpc_store(tmp_path: Path) -> Iterator[SqliteStore]:
 
 
 @pytest.fixture
-def channel(grpc_store: SqliteStore) -> Iterator[grpc.Channel]:
+def ingest(grpc_store: SqliteStore) -> Iterator[Ingest]:
+    pipeline = Ingest(grpc_store)
+    yield pipeline
+    pipeline.close()
+
+
+@pytest.fixture
+def channel(ingest: Ingest) -> Iterator[grpc.Channel]:
     port = free_port()
-    server = start_grpc_server(grpc_store, "127.0.0.1", port, max_request_bytes=LIMIT)
+    server = start_grpc_server(ingest, "127.0.0.1", port, max_request_bytes=LIMIT)
     try:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
             yield ch
@@ -150,12 +158,12 @@ def test_invalid_utf8_is_repaired(channel: grpc.Channel, grpc_store: SqliteStore
     assert grpc_store.get_services() == ["svc-\ufffd("]
 
 
-def test_a_taken_port_is_refused(grpc_store: SqliteStore) -> None:
+def test_a_taken_port_is_refused(ingest: Ingest) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         with pytest.raises(PortInUse):
-            start_grpc_server(grpc_store, "127.0.0.1", taken.getsockname()[1])
+            start_grpc_server(ingest, "127.0.0.1", taken.getsockname()[1])
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")

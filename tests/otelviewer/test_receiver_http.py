@@ -29,6 +29,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from werkzeug.test import Client, TestResponse
 
 from otelviewer.receiver.http import HttpError, create_app, inflate
+from otelviewer.receiver.ingest import Ingest
 from otelviewer.receiver.otlp import DEFAULT_MAX_REQUEST_BYTES, TRACES
 from otelviewer.store.contract import LogQueryParams, MetricQueryParams, TraceQueryParams
 from otelviewer.store.sqlite import SqliteStore
@@ -85,8 +86,15 @@ def http_store(tmp_path: Path) -> Iterator[SqliteStore]:
 
 
 @pytest.fixture
-def client(http_store: SqliteStore) -> Client:
-    return Client(create_app(http_store, max_body=LIMIT))
+def ingest(http_store: SqliteStore) -> Iterator[Ingest]:
+    pipeline = Ingest(http_store)
+    yield pipeline
+    pipeline.close()
+
+
+@pytest.fixture
+def client(ingest: Ingest) -> Client:
+    return Client(create_app(ingest, max_body=LIMIT))
 
 
 def rpc_status(response: TestResponse) -> Any:
@@ -276,8 +284,8 @@ def test_cors_is_off_by_default(client: Client) -> None:
     assert "Access-Control-Allow-Origin" not in response.headers
 
 
-def test_cors_for_the_configured_origin_only(http_store: SqliteStore) -> None:
-    cors = Client(create_app(http_store, cors_origin=ORIGIN))
+def test_cors_for_the_configured_origin_only(ingest: Ingest) -> None:
+    cors = Client(create_app(ingest, cors_origin=ORIGIN))
     preflight = cors.options(
         "/v1/traces",
         headers={

@@ -37,6 +37,7 @@ from opentelemetry.proto.collector.metrics.v1 import (
 )
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
+from otelviewer.receiver.ingest import Ingest
 from otelviewer.receiver.otlp import (
     DEFAULT_MAX_REQUEST_BYTES,
     LOGS,
@@ -45,7 +46,7 @@ from otelviewer.receiver.otlp import (
     DecodeError,
     Signal,
 )
-from otelviewer.store.contract import StoreUnavailable, Writer
+from otelviewer.store.contract import StoreUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -65,13 +66,11 @@ class PortInUse(OSError):
     """The gRPC port could not be bound."""
 
 
-def _export(signal: Signal, writer: Writer, request: bytes, context: grpc.ServicerContext) -> Any:
+def _export(signal: Signal, ingest: Ingest, request: bytes, context: grpc.ServicerContext) -> Any:
     try:
-        decoded = signal.decode(request)
+        decoded = ingest.export(signal, request)
     except DecodeError as exc:
         context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-    try:
-        writer.write(decoded.batch)
     except StoreUnavailable as exc:
         context.abort(grpc.StatusCode.UNAVAILABLE, f"the store is busy, retry later: {exc}")
     if decoded.rejected:
@@ -82,34 +81,34 @@ def _export(signal: Signal, writer: Writer, request: bytes, context: grpc.Servic
 class TraceService(trace_service_pb2_grpc.TraceServiceServicer):
     """Stores exported spans."""
 
-    def __init__(self, writer: Writer) -> None:
-        self.writer = writer
+    def __init__(self, ingest: Ingest) -> None:
+        self.ingest = ingest
 
     def Export(self, request: Any, context: grpc.ServicerContext) -> Any:
         """Decode, store, and answer with the rejected count (if any)."""
-        return _export(TRACES, self.writer, request, context)
+        return _export(TRACES, self.ingest, request, context)
 
 
 class MetricsService(metrics_service_pb2_grpc.MetricsServiceServicer):
     """Stores exported metric points."""
 
-    def __init__(self, writer: Writer) -> None:
-        self.writer = writer
+    def __init__(self, ingest: Ingest) -> None:
+        self.ingest = ingest
 
     def Export(self, request: Any, context: grpc.ServicerContext) -> Any:
         """Decode, store, and answer with the rejected count (if any)."""
-        return _export(METRICS, self.writer, request, context)
+        return _export(METRICS, self.ingest, request, context)
 
 
 class LogsService(logs_service_pb2_grpc.LogsServiceServicer):
     """Stores exported log records."""
 
-    def __init__(self, writer: Writer) -> None:
-        self.writer = writer
+    def __init__(self, ingest: Ingest) -> None:
+        self.ingest = ingest
 
     def Export(self, request: Any, context: grpc.ServicerContext) -> Any:
         """Decode, store, and answer with the rejected count (if any)."""
-        return _export(LOGS, self.writer, request, context)
+        return _export(LOGS, self.ingest, request, context)
 
 
 def _handler(service: Any, servicer: Any, signal: Signal) -> grpc.GenericRpcHandler[Any, Any]:
@@ -122,7 +121,7 @@ def _handler(service: Any, servicer: Any, signal: Signal) -> grpc.GenericRpcHand
 
 
 def start_grpc_server(
-    writer: Writer,
+    ingest: Ingest,
     host: str,
     port: int,
     *,
@@ -147,17 +146,17 @@ def start_grpc_server(
         (
             _handler(
                 trace_service_pb2.DESCRIPTOR.services_by_name["TraceService"],
-                TraceService(writer),
+                TraceService(ingest),
                 TRACES,
             ),
             _handler(
                 metrics_service_pb2.DESCRIPTOR.services_by_name["MetricsService"],
-                MetricsService(writer),
+                MetricsService(ingest),
                 METRICS,
             ),
             _handler(
                 logs_service_pb2.DESCRIPTOR.services_by_name["LogsService"],
-                LogsService(writer),
+                LogsService(ingest),
                 LOGS,
             ),
         )

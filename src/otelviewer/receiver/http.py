@@ -41,6 +41,7 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 from google.rpc import code_pb2, status_pb2  # type: ignore[import-untyped]
 
+from otelviewer.receiver.ingest import Ingest
 from otelviewer.receiver.otlp import (
     DEFAULT_MAX_REQUEST_BYTES,
     LOGS,
@@ -49,7 +50,7 @@ from otelviewer.receiver.otlp import (
     DecodeError,
     Signal,
 )
-from otelviewer.store.contract import StoreUnavailable, Writer
+from otelviewer.store.contract import StoreUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -156,12 +157,12 @@ class OtlpHttpApp:
 
     def __init__(
         self,
-        writer: Writer,
+        ingest: Ingest,
         *,
         cors_origin: str | None = None,
         max_body: int = DEFAULT_MAX_REQUEST_BYTES,
     ) -> None:
-        self.writer = writer
+        self.ingest = ingest
         self.cors_origin = cors_origin.rstrip("/") if cors_origin else None
         self.max_body = max_body
 
@@ -229,11 +230,9 @@ class OtlpHttpApp:
             body = inflate(body, encoding, self.max_body)
         as_json = content_type == JSON
         try:
-            decoded = signal.decode(body, is_json=as_json)
+            decoded = self.ingest.export(signal, body, is_json=as_json)
         except DecodeError as exc:
             raise HttpError(400, str(exc)) from None
-        try:
-            self.writer.write(decoded.batch)
         except StoreUnavailable as exc:
             raise HttpError(
                 503, f"the store is busy, retry later: {exc}", [("Retry-After", str(RETRY_AFTER_S))]
@@ -257,7 +256,7 @@ def _status_body(error: HttpError, as_json: bool) -> bytes:
 
 
 def create_app(
-    writer: Writer, *, cors_origin: str | None = None, max_body: int = DEFAULT_MAX_REQUEST_BYTES
+    ingest: Ingest, *, cors_origin: str | None = None, max_body: int = DEFAULT_MAX_REQUEST_BYTES
 ) -> OtlpHttpApp:
-    """Return the OTLP/HTTP WSGI application writing to ``writer``."""
-    return OtlpHttpApp(writer, cors_origin=cors_origin, max_body=max_body)
+    """Return the OTLP/HTTP WSGI application storing through ``ingest``."""
+    return OtlpHttpApp(ingest, cors_origin=cors_origin, max_body=max_body)

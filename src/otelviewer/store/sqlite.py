@@ -351,13 +351,14 @@ class _Rows:
         )
 
 
-@dataclass(slots=True)
-class _PendingWrite:
-    """A batch waiting for the writer, and how its write ended."""
+@dataclass(slots=True, eq=False)
+class PreparedWrite:
+    """A batch turned into rows by ``SqliteStore.prepare``, and how its commit ended."""
 
     batch: Batch
     rows: _Rows
     finished: threading.Event = field(default_factory=threading.Event)
+    #: Set when the commit failed: ``StoreUnavailable`` (retry later) or the error.
     error: BaseException | None = None
 
 
@@ -406,7 +407,7 @@ class SqliteStore:
         self._write_timeout_s = write_timeout_s
         self._write_lock = threading.Lock()
         self._pending_lock = threading.Lock()
-        self._pending: list[_PendingWrite] = []
+        self._pending: list[PreparedWrite] = []
         self._closed = False
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
@@ -510,12 +511,10 @@ class SqliteStore:
         writes every batch waiting, and the others return once that commits.
         Each batch is still all or nothing, and acknowledged only once committed.
         """
-        if self.read_only:
-            raise StoreUnavailable("the store is open read-only")
         # Everything that is pure Python happens before taking the writer, so that
         # one request's JSON encoding overlaps with another's SQLite work (which
         # releases the GIL).
-        pending = _PendingWrite(batch, self._prepare(batch))
+        pending = self.prepare(batch)
         with self._pending_lock:
             self._pending.append(pending)
         deadline = time.monotonic() + self._write_timeout_s
@@ -529,22 +528,47 @@ class SqliteStore:
                 break
             try:
                 if not pending.finished.is_set():
-                    self._write_pending()
+                    with self._pending_lock:
+                        group = self._pending
+                        self._pending = []
+                    self._commit_group(group)
             finally:
                 self._write_lock.release()
         if pending.error is not None:
             raise pending.error
 
-    def _write_pending(self) -> None:
-        """Commit every waiting batch in one transaction (the caller holds the writer).
+    # The same in two steps, for a caller that runs them on threads of its own
+    # (receiver.ingest): prepare() is pure Python, commit() mostly SQLite.
+
+    def prepare(self, batch: Batch) -> PreparedWrite:
+        """Turn ``batch`` into rows for ``commit``; raise ``StoreUnavailable`` if read-only."""
+        if self.read_only:
+            raise StoreUnavailable("the store is open read-only")
+        return PreparedWrite(batch, self._prepare(batch))
+
+    def commit(self, writes: Sequence[PreparedWrite]) -> None:
+        """Commit ``writes`` together; each one's ``error`` tells if it failed.
+
+        Like ``write`` for each, but with no exception: a write that failed has
+        ``error`` set (``StoreUnavailable`` when the store is busy or closed).
+        """
+        if not self._write_lock.acquire(timeout=self._write_timeout_s):
+            for w in writes:
+                w.error = StoreUnavailable(f"the store was busy for {self._write_timeout_s:g}s")
+                w.finished.set()
+            return
+        try:
+            self._commit_group(list(writes))
+        finally:
+            self._write_lock.release()
+
+    def _commit_group(self, group: list[PreparedWrite]) -> None:
+        """Commit ``group`` in one transaction (the caller holds the writer).
 
         If that transaction fails for a reason other than the store being
         unavailable (a value SQLite refuses, say), each batch is tried alone, so
         that only the faulty one fails.
         """
-        with self._pending_lock:
-            group = self._pending
-            self._pending = []
         try:
             try:
                 self._commit(_Rows.merge([p.rows for p in group]))
@@ -562,7 +586,8 @@ class SqliteStore:
         except BaseException as exc:
             for p in group:
                 p.error = exc
-            raise
+            if not isinstance(exc, Exception):
+                raise
         finally:
             for p in group:
                 p.finished.set()
