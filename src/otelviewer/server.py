@@ -28,7 +28,6 @@ import errno
 import logging
 import signal
 import socket
-import sys
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -55,13 +54,6 @@ DEFAULT_UI_PORT = 16686
 #: waitress worker threads for OTLP/HTTP: requests are short (decode + commit),
 #: and the store serialises writes, so a few threads keep two cores busy.
 HTTP_THREADS = 4
-#: How often (seconds) a thread running Python must let a waiting thread have the
-#: interpreter (``sys.setswitchinterval``; CPython's default is 5 ms). The store's
-#: writer gives up the interpreter during every SQLite call and must get it back
-#: to go on; with the default it can wait up to 5 ms each time behind a thread
-#: decoding the next request, while holding the database. 0.5 ms lets ingest run
-#: decoding and writing side by side (about +15% spans/s in ``make bench``).
-SWITCH_INTERVAL_S = 0.0005
 #: waitress worker threads for the UI and API: a person and a few tabs, plus
 #: Grafana or a script polling the API.
 UI_THREADS = 6
@@ -243,7 +235,6 @@ def run(config: ServeConfig) -> int:
     Raises:
         StartupError: see ``Server.start``.
     """
-    sys.setswitchinterval(SWITCH_INTERVAL_S)
     stopping = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
