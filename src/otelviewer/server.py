@@ -15,11 +15,14 @@ port        what                    served by
 16686       UI and Jaeger API       waitress (threads), ``otelviewer.web``
 ==========  ======================  =========================================
 
-All three share one ``SqliteStore``: the receivers write, the UI reads.
+Both receivers hand each request to one ``receiver.ingest.Ingest``, which decodes
+on a thread of its own and commits on another; all share one ``SqliteStore``:
+the receivers write, the UI reads.
 Every port is checked before anything starts, so a taken port is reported
 clearly and nothing is left half-running. On SIGINT or SIGTERM the listeners
-stop accepting, requests in flight finish (at most ``GRACE_S``), the store is
-closed (its last write committed), and ``run`` returns 0.
+stop accepting, requests in flight finish (at most ``GRACE_S``), the ingest
+pipeline and then the store are closed (the last write committed), and ``run``
+returns 0.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ database from version ``i`` to ``i + 1``, and ``SCHEMA_VERSION`` is the version 
 code reads and writes. A database made by a newer otelviewer is refused rather
 than misread. To change the schema, append a migration; never edit a released one.
 
-Layout (version 1):
+Layout (version 1, and what version 2 changed):
 
 * ``resources``: one row per distinct resource (service name + attributes),
   shared by spans, logs and metric series; ``resource_tags`` indexes their
@@ -24,7 +24,8 @@ Layout (version 1):
   the tag's tokens as a phrase, newest first, and checks the exact value on each
   candidate. The ``ascii`` tokenizer (the JSON is ASCII: other characters are
   escaped) and no column sizes (nothing is ranked) make indexing about 40%
-  cheaper than the defaults.
+  cheaper than the defaults. Since version 2 a trigger indexes each inserted span
+  and segments are merged 16 at a time (see ``_V2``).
 * ``operations``: ``(service, name, kind)`` seen, for the service and operation lists.
 * ``logs``: log records; a unique ``(time, fingerprint)`` makes re-sent records
   idempotent.

@@ -32,11 +32,11 @@ How it keeps the contract in ``contract.py``:
   candidate spans newest first, and checks the exact values on each candidate
   (``find_trace_ids``); see ``sql.py`` for the layout.
 
-Speed, measured roughly on a busy 2-core machine: decode + write about 30,000
-spans/s in one thread (512-span requests, 10 attributes each), the write alone
-about 60,000 spans/s, also with a million spans stored; at 1,000,000 spans a
-trace by id takes under a millisecond, a service or tag search a few to tens of
-milliseconds.
+Speed, measured roughly on a busy 2-core machine (``make bench``,
+docs/benchmarks.md): decode + write about 30,000 spans/s in one thread
+(512-span requests, 10 attributes each), of which the write (``prepare`` +
+``commit``) is about 20 µs a span; at 1,000,000 spans a trace by id takes a few
+milliseconds, a service or tag search a few to tens of milliseconds.
 
 All SQL is in ``otelviewer.store.sql``.
 """
