@@ -19,7 +19,7 @@ from otelviewer.model import Batch
 from otelviewer.receiver.ingest import Ingest, StagedWriter
 from otelviewer.receiver.otlp import TRACES, DecodeError
 from otelviewer.store.contract import StoreUnavailable, TraceQueryParams
-from otelviewer.store.sqlite import SqliteStore
+from otelviewer.store.sqlite import PreparedWrite, SqliteStore
 from tests.support import eventually
 
 T0 = 1_700_000_000_000_000_000
@@ -98,31 +98,51 @@ def test_a_busy_store_is_unavailable_and_nothing_is_half_written(
     assert len(store.get_traces([tid(3)])[0]) == 2
 
 
-def test_requests_ready_together_are_committed_together(store: SqliteStore, ingest: Ingest) -> None:
-    ingest.export(TRACES, request(1))  # the resource and operation are known from now on
-    statements: list[str] = []
-    store._writer.set_trace_callback(statements.append)
-    done: list[int] = []
+def test_requests_ready_together_are_committed_together(tmp_path: Path) -> None:
+    # A writer that waits as long as it must for the lock (the test holds it), so
+    # that the first request waits in the committing thread while the others queue.
+    with SqliteStore(tmp_path / "g.db", retention_interval_s=0, write_timeout_s=60) as store:
+        ingest = Ingest(store)
+        try:
+            ingest.export(TRACES, request(1))  # the resource and operation are known from now on
+            statements: list[str] = []
+            store._writer.set_trace_callback(statements.append)
+            done: list[int] = []
+            prepared: list[object] = []
+            real_prepare = store.prepare
 
-    def export(n: int) -> None:
-        ingest.export(TRACES, request(n))
-        done.append(n)
+            def counting_prepare(batch: Batch) -> PreparedWrite:
+                write = real_prepare(batch)
+                prepared.append(write)
+                return write
 
-    threads = [threading.Thread(target=export, args=(n,)) for n in (10, 11, 12)]
-    with store._write_lock:  # the committing thread waits for the writer...
-        for t in threads:
-            t.start()
-        # ...while the decoding thread gets all three ready behind the first.
-        eventually(lambda: ingest._commit_queue.qsize() >= 2)
-    for t in threads:
-        t.join(timeout=10)
-    store._writer.set_trace_callback(None)
-    assert sorted(done) == [10, 11, 12]
-    # (SQLite reports a statement again for each trigger it runs: count distinct ones.)
-    inserts = {s for s in statements if s.lstrip().startswith("INSERT OR IGNORE INTO spans")}
-    assert len(inserts) <= 2  # the first one alone at most, the others together
-    ids = store.find_trace_ids(TraceQueryParams(limit=10))
-    assert sorted(ids) == [tid(1), tid(10), tid(11), tid(12)]
+            store.prepare = counting_prepare  # type: ignore[method-assign]
+
+            def export(n: int) -> None:
+                ingest.export(TRACES, request(n))
+                done.append(n)
+
+            threads = [threading.Thread(target=export, args=(n,)) for n in (10, 11, 12)]
+            with store._write_lock:  # the committing thread waits for the writer...
+                for t in threads:
+                    t.start()
+                # ...while the decoding thread gets all three ready for it.
+                eventually(
+                    lambda: len(prepared) == 3 and ingest._decode_queue.unfinished_tasks == 0
+                )
+            for t in threads:
+                t.join(timeout=30)
+            store._writer.set_trace_callback(None)
+        finally:
+            ingest.close()
+        assert sorted(done) == [10, 11, 12]
+        # (SQLite reports a statement again for each trigger it runs: count distinct ones.)
+        inserts = {s for s in statements if s.lstrip().startswith("INSERT OR IGNORE INTO spans")}
+        # One by one would be three; the committing thread may have taken the first
+        # alone before the others were ready.
+        assert len(inserts) <= 2
+        ids = store.find_trace_ids(TraceQueryParams(limit=10))
+        assert sorted(ids) == [tid(1), tid(10), tid(11), tid(12)]
 
 
 class ListWriter:

@@ -127,8 +127,9 @@ class Ingest:
             except Exception as exc:  # reported to the caller: DecodeError, read-only store
                 job.error = exc
                 job.done.set()
-                continue
-            self._commit_queue.put(job)
+            else:
+                self._commit_queue.put(job)
+            self._decode_queue.task_done()  # (so that the queue's join() works)
         self._commit_queue.put(None)
 
     def _commit_loop(self) -> None:
