@@ -651,30 +651,18 @@ def test_the_wal_stays_bounded_while_writes_never_pause(
     _assert_intact(str(path))
 
 
-def _write_queued(store: SqliteStore, batches: list[Batch]) -> list[BaseException | None]:
-    """Write ``batches`` from threads that all queue while the writer is busy."""
-    errors: list[BaseException | None] = [None] * len(batches)
-
-    def write(n: int) -> None:
-        try:
-            store.write(batches[n])
-        except Exception as exc:
-            errors[n] = exc
-
-    threads = [threading.Thread(target=write, args=(n,)) for n in range(len(batches))]
-    with store._write_lock:  # the writer is busy: every write queues
-        for t in threads:
-            t.start()
-        eventually(lambda: len(store._pending) == len(batches))
-    for t in threads:
-        t.join(timeout=10)
-    return errors
+def _commit_together(store: SqliteStore, batches: list[Batch]) -> list[BaseException | None]:
+    """Commit ``batches`` in one call, as the ingest pipeline does; return each one's error."""
+    writes = [store.prepare(b) for b in batches]
+    store.commit(writes)
+    assert all(w.finished.is_set() for w in writes)
+    return [w.error for w in writes]
 
 
-def test_writes_waiting_for_the_writer_are_committed_together(store: SqliteStore) -> None:
+def test_writes_committed_together_are_one_transaction(store: SqliteStore) -> None:
     statements: list[str] = []
     store._writer.set_trace_callback(statements.append)
-    errors = _write_queued(
+    errors = _commit_together(
         store, [Batch(spans=(span(n, 1), span(n, 2, parent=1))) for n in (1, 2, 3)]
     )
     store._writer.set_trace_callback(None)
@@ -714,7 +702,7 @@ def test_a_write_sqlite_refuses_fails_alone_when_committed_together(store: Sqlit
     # others of its transaction are retried one by one and stored.
     good = [Batch(spans=(span(n, 1), span(n, 2, parent=1))) for n in (1, 2, 3)]
     bad = Batch(spans=(span(4, 1, start=2**63),))
-    errors = _write_queued(store, [good[0], bad, good[1], good[2]])
+    errors = _commit_together(store, [good[0], bad, good[1], good[2]])
     assert [type(e) for e in errors] == [type(None), OverflowError, type(None), type(None)]
     ids = store.find_trace_ids(TraceQueryParams(limit=100))
     assert sorted(ids) == [tid(1), tid(2), tid(3)]

@@ -12,9 +12,9 @@ How it keeps the contract in ``contract.py``:
 * One ``write()`` is committed by one ``BEGIN IMMEDIATE ... COMMIT`` on the
   single writer connection; writers are serialised by a lock, and a write that
   cannot get the lock (or SQLite's) within ``write_timeout_s`` raises
-  ``StoreUnavailable``. Writes that queue behind a busy writer are committed
-  together by the next transaction (group commit: fewer commits, and fewer
-  larger segments for the full-text index), each still all or nothing.
+  ``StoreUnavailable``. ``commit()`` writes several prepared batches in one
+  transaction (group commit, used by ``receiver.ingest``), each still all or
+  nothing.
 * Durability: see ``sql.CONNECTION_PRAGMAS`` (WAL + synchronous=NORMAL: a
   committed write survives ``kill -9``).
 * Idempotence: unique keys on a span's ``(start, span_id, trace_id)`` (a re-sent
@@ -164,30 +164,25 @@ def _json(value: Any, *, sort_keys: bool = False) -> str:
 
 def _insert_rows(
     conn: sqlite3.Connection, head: str, rows: Sequence[Sequence[Any]], row: str | None = None
-) -> tuple[int, int]:
+) -> None:
     """Insert ``rows`` with as few multi-row statements as SQLite's limits allow.
 
     ``row`` is the placeholders of one row (``sql.values_row``); plain ``?`` for
     each column when None.
-
-    Returns:
-        How many rows were inserted (ignored duplicates not counted), and the
-        rowid of the last one. Inside one write transaction the inserted rows
-        have consecutive rowids, so they are the last ``inserted`` up to it.
     """
     columns = len(rows[0])
     row = row or sql.values_row(columns)
     per_statement = _rows_per_statement(conn, columns)
-    inserted = 0
-    last_rowid = 0
     for first in range(0, len(rows), per_statement):
         chunk = rows[first : first + per_statement]
         params = [value for row_values in chunk for value in row_values]
-        cursor = conn.execute(sql.rows_insert(head, row, len(chunk)), params)
-        if cursor.rowcount > 0:
-            inserted += cursor.rowcount
-            last_rowid = cursor.lastrowid or 0
-    return inserted, last_rowid
+        conn.execute(sql.rows_insert(head, row, len(chunk)), params)
+
+
+def _unavailable(exc: sqlite3.OperationalError) -> StoreUnavailable:
+    """Log a write SQLite could not make (disk full, I/O error, busy); return what to raise."""
+    logger.warning("write failed, the sender will retry: %s", exc)
+    return StoreUnavailable(f"the database cannot take writes: {exc}")
 
 
 def _rows_per_statement(conn: sqlite3.Connection, columns: int) -> int:
@@ -406,8 +401,6 @@ class SqliteStore:
         self.read_only = read_only
         self._write_timeout_s = write_timeout_s
         self._write_lock = threading.Lock()
-        self._pending_lock = threading.Lock()
-        self._pending: list[PreparedWrite] = []
         self._closed = False
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
@@ -494,8 +487,7 @@ class SqliteStore:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
                 if isinstance(exc, sqlite3.OperationalError):  # disk full, I/O error, busy
-                    logger.warning("write failed, the sender will retry: %s", exc)
-                    raise StoreUnavailable(f"the database cannot take writes: {exc}") from exc
+                    raise _unavailable(exc) from exc
                 raise
             if after_commit is not None:
                 after_commit()
@@ -504,41 +496,16 @@ class SqliteStore:
                 self._write_lock.release()
 
     def write(self, batch: Batch) -> None:
-        """Store ``batch`` in one transaction; raise ``StoreUnavailable`` to ask for a retry.
-
-        Writes that arrive while another is committing are committed together, in
-        the next transaction (a group commit): whichever caller gets the writer
-        writes every batch waiting, and the others return once that commits.
-        Each batch is still all or nothing, and acknowledged only once committed.
-        """
-        # Everything that is pure Python happens before taking the writer, so that
-        # one request's JSON encoding overlaps with another's SQLite work (which
-        # releases the GIL).
-        pending = self.prepare(batch)
-        with self._pending_lock:
-            self._pending.append(pending)
-        deadline = time.monotonic() + self._write_timeout_s
-        while not pending.finished.is_set():
-            if not self._write_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
-                with self._pending_lock:
-                    if pending in self._pending:  # nobody took it: nothing was written
-                        self._pending.remove(pending)
-                        raise StoreUnavailable(f"the store was busy for {self._write_timeout_s:g}s")
-                pending.finished.wait()  # the writer has it: it is being committed
-                break
-            try:
-                if not pending.finished.is_set():
-                    with self._pending_lock:
-                        group = self._pending
-                        self._pending = []
-                    self._commit_group(group)
-            finally:
-                self._write_lock.release()
-        if pending.error is not None:
-            raise pending.error
+        """Store ``batch`` in one transaction; raise ``StoreUnavailable`` to ask for a retry."""
+        write = self.prepare(batch)
+        self.commit([write])
+        if write.error is not None:
+            raise write.error
 
     # The same in two steps, for a caller that runs them on threads of its own
-    # (receiver.ingest): prepare() is pure Python, commit() mostly SQLite.
+    # (receiver.ingest): prepare() is pure Python, commit() mostly SQLite, and
+    # several writes can share a commit (a group commit: fewer commits, and fewer,
+    # larger segments for the full-text index).
 
     def prepare(self, batch: Batch) -> PreparedWrite:
         """Turn ``batch`` into rows for ``commit``; raise ``StoreUnavailable`` if read-only."""
@@ -664,8 +631,7 @@ class SqliteStore:
         try:
             _insert_rows(conn, sql.INSERT_SPANS, rows.spans, sql.SPAN_ROW)
         except sqlite3.OperationalError as exc:  # disk full, I/O error, busy
-            logger.warning("write failed, the sender will retry: %s", exc)
-            raise StoreUnavailable(f"the database cannot take writes: {exc}") from exc
+            raise _unavailable(exc) from exc
         return True
 
     @staticmethod
