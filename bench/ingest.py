@@ -15,6 +15,10 @@ Method (issue 3, section 7):
   sender process (:mod:`bench.ingest_sender`, pinned to the load generator's
   core) keeps several gRPC streams busy for a warm-up and then a measured
   window; spans/s = spans acknowledged in the window / its length.
+* **Uncached ceiling**: the receiver caches the JSON of each attribute it has
+  seen (``otlp.OtlpAttributes``), and the template's attribute values repeat from
+  request to request. Once per run the ceiling is also measured with nothing
+  cached, as if every attribute value were new: the worst case, for comparison.
 * **Rounds**: the full run measures ceiling and sustained rate three times, one
   after the other on the same server, and reports the medians (of the rates,
   and of each round's ratio): the shared machine's speed drifts by a fifth from
@@ -99,11 +103,42 @@ def template() -> IdTemplate:
     return IdTemplate(batch[:SPANS_PER_REQUEST], seed=43)
 
 
-def ceiling(payload: IdTemplate, db: Path, duration_s: float, first_sequence: int) -> float:
-    """Decode and store requests in one thread, no network; return spans/s."""
-    from otelviewer.store.sqlite import SqliteStore
+def ceiling(
+    payload: IdTemplate,
+    db: Path,
+    duration_s: float,
+    first_sequence: int,
+    *,
+    cache_attributes: bool = True,
+) -> float:
+    """Decode and store requests in one thread, no network; return spans/s.
+
+    With ``cache_attributes=False`` the receiver keeps no attribute in its cache
+    (``otlp.MAX_CACHED_ATTRIBUTE_BYTES``), as if every attribute value of every
+    span were new: the worst case for a sender whose values never repeat.
+    """
+    from otelviewer.receiver import otlp
 
     decode = decoder()
+    kept_bytes = otlp.MAX_CACHED_ATTRIBUTE_BYTES
+    if not cache_attributes:
+        otlp._FRAGMENTS.clear()
+        otlp.MAX_CACHED_ATTRIBUTE_BYTES = -1
+    try:
+        return _ceiling(decode, payload, db, duration_s, first_sequence)
+    finally:
+        otlp.MAX_CACHED_ATTRIBUTE_BYTES = kept_bytes
+
+
+def _ceiling(
+    decode: Callable[[bytes], Batch],
+    payload: IdTemplate,
+    db: Path,
+    duration_s: float,
+    first_sequence: int,
+) -> float:
+    from otelviewer.store.sqlite import SqliteStore
+
     with SqliteStore(db, retention_interval_s=0) as store:
         store.write(decode(payload.render(first_sequence)))  # schema and caches warm
         sent = 0
@@ -246,6 +281,13 @@ def run(*, quick: bool) -> list[Goal]:
                     }
                 )
                 emit(rounds[-1])
+            uncached = ceiling(
+                payload,
+                workdir / "ceiling-uncached.db",
+                settings.ceiling_s,
+                CEILING_SEQUENCE + settings.rounds * ROUND_SEQUENCES,
+                cache_attributes=False,
+            )
             paced = send(
                 port,
                 template_file,
@@ -275,6 +317,14 @@ def run(*, quick: bool) -> list[Goal]:
             "window_s": settings.sustained_s,
             "retries": sum(r["retries"] for r in rounds),
             "failed_requests": sum(r["failed_requests"] for r in rounds),
+        }
+    )
+    emit(
+        {
+            "bench": "ingest_ceiling_uncached",
+            "ceiling_spans_per_s": rounded(uncached, 0),
+            "ratio_to_cached_ceiling": rounded(ratio(uncached, rounds[-1]["ceiling_spans_per_s"])),
+            "note": "no attribute cached: every attribute value new (the worst case)",
         }
     )
     paced_rate = paced["spans"] / paced["elapsed_s"] if paced["elapsed_s"] else 0.0

@@ -13,16 +13,68 @@ long to construct (30,000 spans/s leaves about 30 microseconds per span in all).
 
 from __future__ import annotations
 
+import abc
 import enum
+import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 AttrValue: TypeAlias = "str | bool | int | float | list[AttrValue] | dict[str, AttrValue] | None"
 Attributes = Mapping[str, AttrValue]
 
 #: What a resource without ``service.name`` is stored under (Jaeger does the same).
 UNKNOWN_SERVICE = "unknown_service"
+
+# Compact JSON, ASCII only (other characters escaped). The store keeps attributes
+# in this form: SQLite's full-text index tokenizes it with its fast "ascii"
+# tokenizer, and tag search builds its phrases with the same encoder.
+_dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+_dumps_sorted = json.JSONEncoder(separators=(",", ":"), allow_nan=False, sort_keys=True).encode
+
+
+def json_text(value: Any, *, sort_keys: bool = False) -> str:
+    """Return ``value`` as compact ASCII JSON; NaN and infinities become strings.
+
+    JSON has no such numbers: they are written as ``"nan"``, ``"inf"`` and
+    ``"-inf"``.
+    """
+    dumps = _dumps_sorted if sort_keys else _dumps
+    try:
+        return dumps(value)
+    except ValueError:
+        return dumps(_finite(value))
+
+
+def _finite(value: Any) -> Any:
+    """Return ``value`` with NaN and infinities as strings."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    return value
+
+
+class EncodedAttributes(Mapping[str, AttrValue]):
+    """Attributes kept as the sender encoded them, decoded only when read.
+
+    The receiver makes one per span (``receiver.otlp.OtlpAttributes``) so that
+    storing a span needs no dict of its attributes: ``json()`` gives their JSON
+    text straight from the encoded form.
+    """
+
+    __slots__ = ()
+
+    @abc.abstractmethod
+    def json(self) -> str:
+        """Return ``json_text`` of these attributes as a dict, keys in the order sent.
+
+        (A key sent twice, which OTLP forbids, appears twice; a JSON reader keeps
+        the last, as the dict does.)
+        """
 
 
 class SpanKind(enum.IntEnum):

@@ -28,8 +28,18 @@ from otelviewer.model import (
     SpanKind,
     SpanLink,
     StatusCode,
+    json_text,
 )
-from otelviewer.receiver.otlp import LOGS, METRICS, TRACES, DecodeError
+from otelviewer.receiver.otlp import (
+    _FRAGMENTS,
+    LOGS,
+    MAX_CACHED_ATTRIBUTE_BYTES,
+    MAX_CACHED_ATTRIBUTES,
+    METRICS,
+    TRACES,
+    DecodeError,
+    OtlpAttributes,
+)
 
 TRACE_ID = "5b8efff798038103d269b633813fc60c"
 SPAN_ID = "eee19b7ec3c1b174"
@@ -430,8 +440,9 @@ def test_json_metrics_of_every_kind() -> None:
 def proto_request(payload: dict[str, Any]) -> bytes:
     """Build a protobuf request from the same JSON (through our JSON path)."""
     message = TRACES.parse_json(json_bytes(payload))
-    assert isinstance(message, ExportTraceServiceRequest)
-    return message.SerializeToString()
+    # (a twin of ExportTraceServiceRequest, see TRACES.parse_as: the same wire format)
+    assert message.DESCRIPTOR.full_name == ExportTraceServiceRequest.DESCRIPTOR.full_name
+    return bytes(message.SerializeToString())
 
 
 def test_protobuf_and_json_decode_to_the_same_batch() -> None:
@@ -483,3 +494,84 @@ def test_logs_and_metrics_requests_parse_as_their_own_types() -> None:
     assert isinstance(logs, ExportLogsServiceRequest)
     assert isinstance(metrics, ExportMetricsServiceRequest)
     assert json_format.MessageToDict(LOGS.response_for(LOGS.convert(logs))) == {}
+
+
+# --- span attributes, kept encoded (OtlpAttributes) --------------------------------------
+
+#: Every kind of AnyValue, and strings that JSON must escape.
+ATTRIBUTE_ZOO: list[tuple[dict[str, Any], Any]] = [
+    ({"stringValue": "GET"}, "GET"),
+    ({"stringValue": ""}, ""),
+    (
+        {"stringValue": 'caf\u00e9 \u2713 "q" \\ \n \t \U0001f600'},
+        'caf\u00e9 \u2713 "q" \\ \n \t \U0001f600',
+    ),
+    ({"intValue": "-5"}, -5),
+    ({"intValue": str(2**62)}, 2**62),
+    ({"boolValue": True}, True),
+    ({"boolValue": False}, False),
+    ({"doubleValue": 1.5}, 1.5),
+    ({"doubleValue": 1e300}, 1e300),
+    ({"doubleValue": "NaN"}, "nan"),  # stored as text: JSON has no NaN
+    ({"doubleValue": "-Infinity"}, "-inf"),
+    ({"bytesValue": "AAEC"}, "AAEC"),
+    ({"arrayValue": {"values": [{"stringValue": "a"}, {"intValue": "1"}]}}, ["a", 1]),
+    ({"kvlistValue": {"values": [{"key": "k", "value": {"boolValue": True}}]}}, {"k": True}),
+    ({}, None),
+]
+
+
+def zoo_span() -> Any:
+    attributes = [{"key": f"key{i}", "value": value} for i, (value, _) in enumerate(ATTRIBUTE_ZOO)]
+    attributes.append({"key": 'k\u00e9y "\u2713"', "value": {"stringValue": "v"}})
+    [span] = TRACES.decode(proto_request(json_spans(json_span(attributes=attributes)))).batch.spans
+    return span
+
+
+def test_span_attributes_decode_every_kind_of_value() -> None:
+    attributes = zoo_span().attributes
+    assert isinstance(attributes, OtlpAttributes)
+    decoded = dict(attributes)
+    for i, (_, expected) in enumerate(ATTRIBUTE_ZOO):
+        value = decoded[f"key{i}"]
+        if expected in ("nan", "-inf"):
+            assert isinstance(value, float)
+            assert str(value) == expected
+        else:
+            assert value == expected, f"key{i}"
+            assert type(value) is type(expected), f"key{i}: {value!r}"
+    assert decoded['k\u00e9y "\u2713"'] == "v"
+    assert list(decoded) == [f"key{i}" for i in range(len(ATTRIBUTE_ZOO))] + ['k\u00e9y "\u2713"']
+
+
+def test_span_attributes_json_is_the_json_of_their_dict_cached_or_not() -> None:
+    _FRAGMENTS.clear()
+    first = zoo_span().attributes.json()  # every fragment made
+    assert len(_FRAGMENTS) == len(ATTRIBUTE_ZOO) + 1
+    second = zoo_span().attributes.json()  # every fragment from the cache
+    expected = json_text(dict(zoo_span().attributes))
+    assert first == second == expected
+    assert json.loads(first)["key2"] == 'caf\u00e9 \u2713 "q" \\ \n \t \U0001f600'
+    assert first.isascii()
+
+
+def test_span_attributes_with_invalid_utf8_are_repaired() -> None:
+    payload = json_spans(json_span(attributes=[{"key": "KEY1", "value": {"stringValue": "VAL1"}}]))
+    data = proto_request(payload)
+    for marker in (b"KEY1", b"VAL1"):
+        data = data.replace(marker, marker[:-2] + b"\xff\xfe")  # only inside attributes
+    [span] = TRACES.decode(data).batch.spans
+    assert span.attributes.json() == '{"KE\\ufffd\\ufffd":"VA\\ufffd\\ufffd"}'
+    assert span.attributes == {"KE\ufffd\ufffd": "VA\ufffd\ufffd"}
+
+
+def test_the_attribute_cache_is_bounded() -> None:
+    _FRAGMENTS.clear()
+    long_value = "x" * MAX_CACHED_ATTRIBUTE_BYTES
+    values = [str(n) for n in range(MAX_CACHED_ATTRIBUTES + 10)] + [long_value]
+    attributes = [{"key": "n", "value": {"stringValue": v}} for v in values]
+    [span] = TRACES.decode(proto_request(json_spans(json_span(attributes=attributes)))).batch.spans
+    text = span.attributes.json()
+    assert text == "{" + ",".join(f'"n":"{v}"' for v in values) + "}"
+    assert 0 < len(_FRAGMENTS) <= MAX_CACHED_ATTRIBUTES  # cleared once when full
+    assert all(long_value not in fragment for fragment in _FRAGMENTS.values())

@@ -28,7 +28,7 @@ import json
 import logging
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,11 +38,14 @@ from google.protobuf.message import Message
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+from opentelemetry.proto.common.v1 import common_pb2
+from opentelemetry.proto.trace.v1 import trace_pb2
 
 from otelviewer.model import (
     UNKNOWN_SERVICE,
     AttrValue,
     Batch,
+    EncodedAttributes,
     HistogramValue,
     LogRecord,
     MetricKind,
@@ -54,6 +57,7 @@ from otelviewer.model import (
     SpanKind,
     SpanLink,
     StatusCode,
+    json_text,
 )
 
 logger = logging.getLogger(__name__)
@@ -105,21 +109,16 @@ class Signal:
     partial_field: str
     rejected_field: str
     convert: Callable[[Any], Decoded]
+    #: The class requests are parsed into when not ``request`` itself: a twin with
+    #: the same wire format that ``convert`` reads faster (see ``_with_encoded_attributes``).
+    parse_as: type[Message] | None = None
 
     def parse(self, data: bytes) -> Any:
         """Parse a protobuf request, repairing invalid UTF-8; raise ``DecodeError``."""
         try:
-            return self.request.FromString(data)
-        except ProtobufDecodeError:
-            pass
-        # Slow path, only for broken senders: parse with strings as bytes, repair
-        # them, and parse the repaired message normally.
-        try:
-            lenient = _lenient_class(self.request).FromString(data)
+            return _parse_repairing_utf8(self.parse_as or self.request, data, self.request)
         except ProtobufDecodeError as exc:
             raise DecodeError(f"not a valid {self.request.DESCRIPTOR.name}: {exc}") from None
-        _repair_utf8(lenient)
-        return self.request.FromString(lenient.SerializeToString())
 
     def parse_json(self, data: bytes) -> Any:
         """Parse an OTLP/JSON request; raise ``DecodeError``."""
@@ -140,6 +139,8 @@ class Signal:
             )
         except (json_format.ParseError, RecursionError, TypeError, ValueError) as exc:
             raise DecodeError(f"not a valid {self.request.DESCRIPTOR.name}: {exc}") from None
+        if self.parse_as is not None:
+            return self.parse_as.FromString(message.SerializeToString())
         return message
 
     def decode(self, data: bytes, *, is_json: bool = False) -> Decoded:
@@ -193,6 +194,89 @@ def _attributes(pairs: Iterable[Any]) -> dict[str, AttrValue]:
         else _any_value(v)
         for kv in pairs
     }
+
+
+#: Attribute JSON fragments (``"key":value``) by the encoded ``KeyValue`` they came
+#: from: most attributes repeat from span to span (a method, a status code, a
+#: database system), and a hit costs a dict lookup instead of decoding and
+#: encoding. Cleared when full, so that unique values cannot grow it without
+#: bound; longer ``KeyValue``s (statements, messages) are not kept at all, which
+#: bounds it to a few MB.
+_FRAGMENTS: dict[bytes, str] = {}
+MAX_CACHED_ATTRIBUTES = 16_384
+MAX_CACHED_ATTRIBUTE_BYTES = 128
+_cached_fragment = _FRAGMENTS.__getitem__
+_encode_string = json.encoder.encode_basestring_ascii  # json_text's own, for one string
+_KEY_VALUE = common_pb2.KeyValue.FromString
+
+
+def _key_value(encoded: bytes) -> tuple[str, AttrValue]:
+    """Decode one encoded ``KeyValue``, repairing invalid UTF-8."""
+    kv = _parse_repairing_utf8(common_pb2.KeyValue, encoded)
+    return kv.key, _any_value(kv.value)
+
+
+def _json_fragment(encoded: bytes) -> str:
+    """Return ``"key":value`` in ``json_text``'s encoding for one encoded ``KeyValue``."""
+    fragment = _FRAGMENTS.get(encoded)
+    if fragment is None:
+        try:
+            kv = _KEY_VALUE(encoded)
+        except ProtobufDecodeError:
+            kv = _parse_repairing_utf8(common_pb2.KeyValue, encoded)
+        value = kv.value
+        if text := value.string_value:  # most are; then ints, as in _attributes
+            fragment = f"{_encode_string(kv.key)}:{_encode_string(text)}"
+        else:
+            decoded = _any_value(value)
+            # (json_text for a lone int is str() with a much longer way round)
+            text = str(decoded) if type(decoded) is int else json_text(decoded)
+            fragment = f"{_encode_string(kv.key)}:{text}"
+        if len(encoded) <= MAX_CACHED_ATTRIBUTE_BYTES:
+            if len(_FRAGMENTS) >= MAX_CACHED_ATTRIBUTES:
+                _FRAGMENTS.clear()
+            _FRAGMENTS[encoded] = fragment
+    return fragment
+
+
+class OtlpAttributes(EncodedAttributes):
+    """A span's attributes as OTLP ``KeyValue``s still encoded, decoded when read.
+
+    Decoding every attribute into a dict and encoding the dict as JSON was half
+    of ingest's Python time. The store only needs the JSON, which ``json()``
+    joins from cached fragments; the mapping is decoded on first use.
+    """
+
+    __slots__ = ("_decoded", "_encoded")
+
+    def __init__(self, encoded: Iterable[bytes]) -> None:
+        self._encoded = encoded
+        self._decoded: dict[str, AttrValue] | None = None
+
+    def _dict(self) -> dict[str, AttrValue]:
+        if self._decoded is None:
+            self._decoded = dict(_key_value(b) for b in self._encoded)
+        return self._decoded
+
+    def __getitem__(self, key: str) -> AttrValue:
+        return self._dict()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._dict())
+
+    def __len__(self) -> int:
+        return len(self._dict())
+
+    def __repr__(self) -> str:
+        return f"OtlpAttributes({self._dict()!r})"
+
+    def json(self) -> str:
+        """Return the attributes' ``json_text``; see ``EncodedAttributes.json``."""
+        encoded = self._encoded
+        try:
+            return "{" + ",".join(map(_cached_fragment, encoded)) + "}"
+        except KeyError:  # one not seen (or not kept) yet
+            return "{" + ",".join([_json_fragment(b) for b in encoded]) + "}"
 
 
 def _resource(resource: Any) -> Resource:
@@ -262,7 +346,7 @@ def _convert_traces(request: Any) -> Decoded:
                         end if end >= start else start,
                         resource,
                         scope,
-                        _attributes(span.attributes),
+                        OtlpAttributes(span.attributes),
                         tuple(
                             SpanEvent(e.time_unix_nano, e.name, _attributes(e.attributes))
                             for e in span.events
@@ -445,6 +529,43 @@ def _convert_metrics(request: Any) -> Decoded:
     return Decoded(Batch(metrics=tuple(points)), sum(problems.values()), message)
 
 
+def _with_encoded_attributes(request: type[Message]) -> type[Message]:
+    """Return a twin of a trace ``request`` in which ``Span.attributes`` is ``repeated bytes``.
+
+    The wire format is the same (a message field and a bytes field are both
+    length-delimited), but parsing leaves each span attribute an encoded
+    ``KeyValue``: no Python objects per attribute until ``OtlpAttributes`` is read.
+    """
+    pool = descriptor_pool.DescriptorPool()
+    changed = []
+
+    def add(file: Any) -> None:
+        try:
+            pool.FindFileByName(file.name)
+            return
+        except KeyError:
+            pass
+        for dependency in file.dependencies:
+            add(dependency)
+        proto = descriptor_pb2.FileDescriptorProto()
+        file.CopyToProto(proto)
+        for message in proto.message_type:
+            if f"{proto.package}.{message.name}" == _SPAN:
+                for field in message.field:
+                    if field.name == "attributes":
+                        field.type = descriptor_pb2.FieldDescriptorProto.TYPE_BYTES
+                        field.ClearField("type_name")
+                        changed.append(field.name)
+        pool.Add(proto)
+
+    add(request.DESCRIPTOR.file)
+    if not changed:
+        raise RuntimeError(f"{_SPAN}.attributes not found in {request.DESCRIPTOR.file.name}")
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName(request.DESCRIPTOR.full_name))
+
+
+_SPAN = trace_pb2.Span.DESCRIPTOR.full_name
+
 TRACES = Signal(
     name="traces",
     request=trace_service_pb2.ExportTraceServiceRequest,
@@ -452,6 +573,7 @@ TRACES = Signal(
     partial_field="partial_success",
     rejected_field="rejected_spans",
     convert=_convert_traces,
+    parse_as=_with_encoded_attributes(trace_service_pb2.ExportTraceServiceRequest),
 )
 METRICS = Signal(
     name="metrics",
@@ -576,6 +698,26 @@ def _add_lenient_file(file: Any) -> None:
     for message in proto.message_type:
         lenient(message, prefix)
     _lenient_pool.Add(proto)
+
+
+def _parse_repairing_utf8(
+    cls: type[Message], data: bytes, schema: type[Message] | None = None
+) -> Any:
+    """Parse ``data`` as ``cls``, replacing invalid UTF-8 in strings with U+FFFD.
+
+    ``schema`` is the OTLP class whose strings to check when ``cls`` is a twin
+    of it (``_with_encoded_attributes``). Raises protobuf's ``DecodeError`` when
+    ``data`` is not such a message at all.
+    """
+    try:
+        return cls.FromString(data)
+    except ProtobufDecodeError:
+        pass
+    # Slow path, only for broken senders: parse with strings as bytes, repair
+    # them, and parse the repaired message normally.
+    lenient = _lenient_class(schema or cls).FromString(data)
+    _repair_utf8(lenient)
+    return cls.FromString(lenient.SerializeToString())
 
 
 def _lenient_class(request: type[Message]) -> type[Message]:

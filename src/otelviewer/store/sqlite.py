@@ -47,7 +47,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import math
 import sqlite3
 import threading
 import time
@@ -61,6 +60,7 @@ from otelviewer.model import (
     UNKNOWN_SERVICE,
     AttrValue,
     Batch,
+    EncodedAttributes,
     HistogramValue,
     LogRecord,
     MetricKind,
@@ -72,6 +72,7 @@ from otelviewer.model import (
     SpanKind,
     SpanLink,
     StatusCode,
+    json_text,
 )
 from otelviewer.store import sql
 from otelviewer.store.contract import (
@@ -130,36 +131,11 @@ SQLITE_MIN_MAX_VARIABLES = 999
 
 _NANOS_PER_SECOND = 1_000_000_000
 
-# Compact JSON, ASCII only (other characters escaped): SQLite's full-text index
-# tokenizes it with its fast "ascii" tokenizer, and tag search builds its phrases
-# with the same encoder, so both sides escape alike.
-_dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
-_dumps_sorted = json.JSONEncoder(separators=(",", ":"), allow_nan=False, sort_keys=True).encode
 _loads = json.loads
 
 
 class SchemaError(RuntimeError):
     """The database file was written by a newer otelviewer (or is not ours)."""
-
-
-def _finite(value: AttrValue) -> AttrValue:
-    """Return ``value`` with NaN and infinities as strings (JSON has no such numbers)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    return value
-
-
-def _json(value: Any, *, sort_keys: bool = False) -> str:
-    """Encode ``value`` as compact JSON; non-finite floats become strings."""
-    dumps = _dumps_sorted if sort_keys else _dumps
-    try:
-        return dumps(value)
-    except ValueError:
-        return dumps(_finite(value))
 
 
 def _insert_rows(
@@ -259,7 +235,7 @@ def tag_text(value: AttrValue) -> str:
         return str(value)
     if value is None:
         return ""
-    return _json(value)
+    return json_text(value)
 
 
 #: Jaeger's ``span.kind`` tag values.
@@ -311,7 +287,7 @@ def _log_text(body: AttrValue) -> tuple[str, str | None]:
     """Return (searchable text, JSON or None when the body is a plain string)."""
     if isinstance(body, str):
         return body, None
-    encoded = _json(body)
+    encoded = json_text(body)
     return encoded, encoded
 
 
@@ -645,7 +621,10 @@ class SqliteStore:
         key = id(resource)
         known = resources.get(key)
         if known is None:
-            known = (_json([resource.service_name, resource.attributes], sort_keys=True), resource)
+            known = (
+                json_text([resource.service_name, resource.attributes], sort_keys=True),
+                resource,
+            )
             resources[key] = known
         return known[0]
 
@@ -658,13 +637,16 @@ class SqliteStore:
         fromhex = bytearray.fromhex
         fingerprint = self._fingerprint
         for s in spans:
+            attributes = s.attributes
             events = (
-                _json([[e.time_unix_nano, e.name, e.attributes] for e in s.events])
+                json_text([[e.time_unix_nano, e.name, e.attributes] for e in s.events])
                 if s.events
                 else ""
             )
             links = (
-                _json([[k.trace_id, k.span_id, k.attributes] for k in s.links]) if s.links else ""
+                json_text([[k.trace_id, k.span_id, k.attributes] for k in s.links])
+                if s.links
+                else ""
             )
             append(
                 [
@@ -682,7 +664,9 @@ class SqliteStore:
                     s.scope.name,
                     s.scope.version,
                     s.trace_state,
-                    _json(s.attributes),
+                    attributes.json()  # the receiver's: no dict needed
+                    if isinstance(attributes, EncodedAttributes)
+                    else json_text(attributes),
                     events,
                     links,
                 ]
@@ -696,8 +680,8 @@ class SqliteStore:
         for r in logs:
             text, body_json = _log_text(r.body)
             fingerprint = self._fingerprint(r.resource, resources)
-            attributes = _json(r.attributes)
-            identity = _json(
+            attributes = json_text(r.attributes)
+            identity = json_text(
                 [
                     r.time_unix_nano,
                     r.observed_time_unix_nano,
@@ -741,8 +725,8 @@ class SqliteStore:
         point_rows: list[list[Any]] = []
         for p in points:
             resource_fp = self._fingerprint(p.resource, resources)
-            attributes = _json(p.attributes, sort_keys=True)
-            series_fp = _json(
+            attributes = json_text(p.attributes, sort_keys=True)
+            series_fp = json_text(
                 [
                     p.name,
                     p.kind.value,
@@ -773,7 +757,7 @@ class SqliteStore:
                 ]
             h = p.histogram
             histogram = (
-                _json(
+                json_text(
                     [h.count, h.sum, list(h.bucket_counts), list(h.explicit_bounds), h.min, h.max]
                 )
                 if h is not None
@@ -801,7 +785,7 @@ class SqliteStore:
             if rid is None:
                 conn.execute(
                     sql.INSERT_RESOURCE,
-                    (fingerprint, resource.service_name, _json(resource.attributes)),
+                    (fingerprint, resource.service_name, json_text(resource.attributes)),
                 )
                 rid = int(conn.execute(sql.SELECT_RESOURCE_ID, (fingerprint,)).fetchone()[0])
                 new[fingerprint] = rid
@@ -898,7 +882,7 @@ class SqliteStore:
             keys = [row[0] if len(row) == 1 else list(row) for row in reader.execute(select, args)]
             if keys:
                 with self._transaction() as conn:
-                    deleted[what] += conn.execute(delete, (_dumps(keys),)).rowcount
+                    deleted[what] += conn.execute(delete, (json_text(keys),)).rowcount
             return len(keys)
 
         too_old: list[tuple[str, str, tuple[Any, ...], str]] = [
@@ -950,7 +934,7 @@ class SqliteStore:
                 self._operations.clear()
 
             with self._transaction(after_commit=forget) as conn:
-                conn.execute(sql.DELETE_OPERATIONS_OF_SERVICES, (_dumps(empty),))
+                conn.execute(sql.DELETE_OPERATIONS_OF_SERVICES, (json_text(empty),))
             logger.info("retention: no spans left of %s", ", ".join(empty))
 
     # --- reading -------------------------------------------------------------------
@@ -1012,7 +996,7 @@ class SqliteStore:
             rids = [r[0] for r in conn.execute(sql.SELECT_RESOURCES_WITH_TAG, (key, value))]
             resources_with[key] = set(rids)
             derived = _derived_condition(key, value)
-            phrase = _phrase("attributes", f"{_dumps(key)} {_dumps(value)}")
+            phrase = _phrase("attributes", f"{json_text(key)} {json_text(value)}")
             if not rids and derived is None:
                 if phrase is not None:
                     text_terms.append(phrase)
@@ -1023,7 +1007,7 @@ class SqliteStore:
             params.append(phrase)
             if rids:
                 parts.append(sql.COND_RESOURCE_IN)
-                params.append(_dumps(rids))
+                params.append(json_text(rids))
             if derived is not None:
                 parts.append(derived[0])
                 params.append(derived[1])
