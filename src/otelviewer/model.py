@@ -4,7 +4,8 @@ These are plain values decoded from OTLP, to be treated as immutable. Ids are
 lowercase hex strings (32 characters for a trace id, 16 for a span id), times are
 integer nanoseconds since the Unix epoch, and attribute values are the
 JSON-compatible form of OTLP's ``AnyValue`` (``bytes`` values are kept as base64
-strings).
+strings). A span's attributes, fresh from the receiver, are an
+``EncodedAttributes`` mapping that decodes itself when read.
 
 ``Span``, ``LogRecord`` and ``MetricPoint`` are not ``frozen`` dataclasses: one is
 made per item on the ingest path, and a frozen dataclass takes about four times as
