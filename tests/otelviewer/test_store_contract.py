@@ -766,10 +766,11 @@ def test_a_version_1_database_is_upgraded_and_keeps_its_data(tmp_path: Path) -> 
         assert [s.span_id for s in store.get_traces([tid(1)])[0]] == [sid(1)]
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA user_version").fetchone() == (sql.SCHEMA_VERSION,)
-    # Version 2: the full-text index merges 16 segments at a time.
-    assert conn.execute("SELECT v FROM span_search_config WHERE k = 'automerge'").fetchone() == (
-        16,
-    )
+    # Version 2: the full-text index merges 16 segments at a time; version 3: never
+    # all at once before a level holds 64.
+    config = dict(conn.execute("SELECT k, v FROM span_search_config"))
+    assert config["automerge"] == 16
+    assert config["crisismerge"] == 64
     conn.close()
     _assert_intact(str(path))
 
