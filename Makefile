@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml requirements.txt requirements-dev.txt
 venv: $(STAMP) ## Create .venv and install the pinned dependencies
 
 run: $(STAMP) ## Start otelviewer and the instrumented To-Do app (Ctrl+C stops both)
-	@TRAFFIC=$(TRAFFIC) PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash scripts/run.sh
+	@TRAFFIC=$(TRAFFIC) RUN_OWNER=$$PPID PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash scripts/run.sh
 
 serve: $(STAMP) ## Run the app under gunicorn, exporting OTLP to 127.0.0.1:4317 (otelviewer or a Collector)
 	@# Defaults only: any OTEL_* or SECRET_KEY already in the environment wins. One key

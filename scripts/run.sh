@@ -18,8 +18,11 @@ STARTUP_TIMEOUT=30
 # the terminal reaches this script only, and cleanup() stops them in order.
 set -m
 pids=()
+watchdog=
 cleanup() {
-  trap - INT TERM EXIT
+  trap '' INT TERM  # a second Ctrl+C must not cut the clean stop short
+  trap - EXIT
+  [ -z "$watchdog" ] || kill "$watchdog" 2>/dev/null || true
   # Newest first, one at a time, so the app flushes its last telemetry to
   # otelviewer before otelviewer stops (the app and the client turn SIGTERM
   # into a clean exit, like Ctrl+C).
@@ -29,6 +32,13 @@ cleanup() {
   done
 }
 trap cleanup INT TERM EXIT
+
+# Whoever started us (make passes its own pid; else our parent). A signal sent to
+# it alone, as `timeout 60 make run` or a service manager sends SIGTERM to make,
+# never reaches us: when it is gone, stop as if it had been passed on.
+OWNER=${RUN_OWNER:-$PPID}
+( while kill -0 "$OWNER" 2>/dev/null; do sleep 1; done; kill -TERM $$ 2>/dev/null ) &
+watchdog=$!
 
 wait_for_port() {  # port name
   for _ in $(seq $((STARTUP_TIMEOUT * 10))); do

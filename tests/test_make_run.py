@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -93,3 +96,39 @@ def test_make_run_serves_the_app_and_shows_its_traces_in_otelviewer(
     assert proc.returncode is not None
     for port in ports.values():
         assert not listening(port), f"port {port} still open after Ctrl+C"
+
+
+def _kill_session(session_id: int) -> None:
+    """SIGKILL every process left in a session (run.sh gives each program its own group)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == session_id:  # (state, ppid, pgrp, session, ...)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(stat.parent.name), signal.SIGKILL)
+
+
+def test_make_run_stops_everything_when_only_make_is_signalled(tmp_path: Path) -> None:
+    # `timeout 60 make run`, or a service manager, sends SIGTERM to make alone;
+    # make does not pass it on, so scripts/run.sh watches for make to be gone.
+    ports = {
+        "APP_PORT": free_port(),
+        "OTLP_GRPC_PORT": free_port(),
+        "OTLP_HTTP_PORT": free_port(),
+        "UI_PORT": free_port(),
+    }
+    env = venv_env(**{k: str(v) for k, v in ports.items()}, VIEWER_DB=str(tmp_path / "v.db"))
+    env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'todo.db'}"
+    log = tmp_path / "run.log"
+    with running(["make", "run"], env=env, stdout_path=log) as make:
+        try:
+            eventually(lambda: "Press Ctrl+C" in log.read_text(), timeout=60)
+            assert all(listening(port) for port in ports.values())
+            os.kill(make.pid, signal.SIGTERM)  # make only, not its process group
+            make.wait(timeout=15)
+            eventually(lambda: not any(listening(port) for port in ports.values()), timeout=30)
+            assert "otelviewer: stopped" in log.read_text()  # a clean stop, not a kill
+        finally:
+            _kill_session(make.pid)
