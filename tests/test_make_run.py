@@ -38,9 +38,8 @@ def _post_json(url: str, body: dict[str, Any]) -> Any:
         return json.load(response)
 
 
-def test_make_run_serves_the_app_and_shows_its_traces_in_otelviewer(
-    tmp_path: Path, browser: Browser, artifacts: Path
-) -> None:
+def _run_env(tmp_path: Path) -> tuple[dict[str, int], dict[str, str]]:
+    """Free ports for every listener of `make run`, and its environment."""
     ports = {
         "APP_PORT": free_port(),
         "OTLP_GRPC_PORT": free_port(),
@@ -50,6 +49,13 @@ def test_make_run_serves_the_app_and_shows_its_traces_in_otelviewer(
     env = venv_env(**{k: str(v) for k, v in ports.items()}, VIEWER_DB=str(tmp_path / "v.db"))
     # The app's own database goes to a throwaway file too.
     env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'todo.db'}"
+    return ports, env
+
+
+def test_make_run_serves_the_app_and_shows_its_traces_in_otelviewer(
+    tmp_path: Path, browser: Browser, artifacts: Path
+) -> None:
+    ports, env = _run_env(tmp_path)
     log = tmp_path / "run.log"
     app = f"http://127.0.0.1:{ports['APP_PORT']}"
     ui = f"http://127.0.0.1:{ports['UI_PORT']}"
@@ -113,14 +119,7 @@ def _kill_session(session_id: int) -> None:
 def test_make_run_stops_everything_when_only_make_is_signalled(tmp_path: Path) -> None:
     # `timeout 60 make run`, or a service manager, sends SIGTERM to make alone;
     # make does not pass it on, so scripts/run.sh watches for make to be gone.
-    ports = {
-        "APP_PORT": free_port(),
-        "OTLP_GRPC_PORT": free_port(),
-        "OTLP_HTTP_PORT": free_port(),
-        "UI_PORT": free_port(),
-    }
-    env = venv_env(**{k: str(v) for k, v in ports.items()}, VIEWER_DB=str(tmp_path / "v.db"))
-    env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'todo.db'}"
+    ports, env = _run_env(tmp_path)
     log = tmp_path / "run.log"
     with running(["make", "run"], env=env, stdout_path=log) as make:
         try:

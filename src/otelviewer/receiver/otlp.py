@@ -535,6 +535,25 @@ def _convert_metrics(request: Any) -> Decoded:
     return Decoded(Batch(metrics=tuple(points)), sum(problems.values()), message)
 
 
+def _copy_file(
+    pool: descriptor_pool.DescriptorPool,
+    file: Any,
+    edit: Callable[[descriptor_pb2.FileDescriptorProto], None],
+) -> None:
+    """Add a .proto file (after the files it imports) to ``pool``, changed by ``edit``."""
+    try:
+        pool.FindFileByName(file.name)
+        return
+    except KeyError:
+        pass
+    for dependency in file.dependencies:
+        _copy_file(pool, dependency, edit)
+    proto = descriptor_pb2.FileDescriptorProto()
+    file.CopyToProto(proto)
+    edit(proto)
+    pool.Add(proto)
+
+
 def _with_encoded_attributes(request: type[Message]) -> type[Message]:
     """Return a twin of a trace ``request`` in which ``Span.attributes`` is ``repeated bytes``.
 
@@ -545,16 +564,7 @@ def _with_encoded_attributes(request: type[Message]) -> type[Message]:
     pool = descriptor_pool.DescriptorPool()
     changed = []
 
-    def add(file: Any) -> None:
-        try:
-            pool.FindFileByName(file.name)
-            return
-        except KeyError:
-            pass
-        for dependency in file.dependencies:
-            add(dependency)
-        proto = descriptor_pb2.FileDescriptorProto()
-        file.CopyToProto(proto)
+    def edit(proto: descriptor_pb2.FileDescriptorProto) -> None:
         for message in proto.message_type:
             if f"{proto.package}.{message.name}" == _SPAN:
                 for field in message.field:
@@ -562,9 +572,8 @@ def _with_encoded_attributes(request: type[Message]) -> type[Message]:
                         field.type = descriptor_pb2.FieldDescriptorProto.TYPE_BYTES
                         field.ClearField("type_name")
                         changed.append(field.name)
-        pool.Add(proto)
 
-    add(request.DESCRIPTOR.file)
+    _copy_file(pool, request.DESCRIPTOR.file, edit)
     if not changed:
         raise RuntimeError(f"{_SPAN}.attributes not found in {request.DESCRIPTOR.file.name}")
     return message_factory.GetMessageClass(pool.FindMessageTypeByName(request.DESCRIPTOR.full_name))
@@ -677,17 +686,8 @@ _lenient_pool = descriptor_pool.DescriptorPool()
 _string_fields: dict[str, frozenset[str]] = {}
 
 
-def _add_lenient_file(file: Any) -> None:
-    """Copy one .proto file into the lenient pool with every string field as bytes."""
-    try:
-        _lenient_pool.FindFileByName(file.name)
-        return
-    except KeyError:
-        pass
-    for dependency in file.dependencies:
-        _add_lenient_file(dependency)
-    proto = descriptor_pb2.FileDescriptorProto()
-    file.CopyToProto(proto)
+def _strings_as_bytes(proto: descriptor_pb2.FileDescriptorProto) -> None:
+    """Make every string field of a .proto file bytes, noting which were strings."""
     prefix = f"{proto.package}." if proto.package else ""
 
     def lenient(message: descriptor_pb2.DescriptorProto, scope: str) -> None:
@@ -703,7 +703,6 @@ def _add_lenient_file(file: Any) -> None:
 
     for message in proto.message_type:
         lenient(message, prefix)
-    _lenient_pool.Add(proto)
 
 
 def _parse_repairing_utf8(
@@ -731,7 +730,7 @@ def _lenient_class(request: type[Message]) -> type[Message]:
     name = request.DESCRIPTOR.full_name
     cls = _lenient_classes.get(name)
     if cls is None:
-        _add_lenient_file(request.DESCRIPTOR.file)
+        _copy_file(_lenient_pool, request.DESCRIPTOR.file, _strings_as_bytes)
         cls = message_factory.GetMessageClass(_lenient_pool.FindMessageTypeByName(name))
         _lenient_classes[name] = cls
     return cls
