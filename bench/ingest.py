@@ -119,6 +119,7 @@ def ceiling(
     span were new: the worst case for a sender whose values never repeat.
     """
     from otelviewer.receiver import otlp
+    from otelviewer.store.sqlite import SqliteStore
 
     decode = decoder()
     kept_bytes = otlp.MAX_CACHED_ATTRIBUTE_BYTES
@@ -126,33 +127,21 @@ def ceiling(
         otlp._FRAGMENTS.clear()
         otlp.MAX_CACHED_ATTRIBUTE_BYTES = -1
     try:
-        return _ceiling(decode, payload, db, duration_s, first_sequence)
+        with SqliteStore(db, retention_interval_s=0) as store:
+            store.write(decode(payload.render(first_sequence)))  # schema and caches warm
+            sent = 0
+            busy = 0.0
+            n = 1
+            while busy < duration_s:
+                body = payload.render(first_sequence + n)  # the sender's work: not timed
+                n += 1
+                began = time.perf_counter()
+                store.write(decode(body))
+                busy += time.perf_counter() - began
+                sent += payload.span_count
+            return sent / busy
     finally:
         otlp.MAX_CACHED_ATTRIBUTE_BYTES = kept_bytes
-
-
-def _ceiling(
-    decode: Callable[[bytes], Batch],
-    payload: IdTemplate,
-    db: Path,
-    duration_s: float,
-    first_sequence: int,
-) -> float:
-    from otelviewer.store.sqlite import SqliteStore
-
-    with SqliteStore(db, retention_interval_s=0) as store:
-        store.write(decode(payload.render(first_sequence)))  # schema and caches warm
-        sent = 0
-        busy = 0.0
-        n = 1
-        while busy < duration_s:
-            body = payload.render(first_sequence + n)  # the sender's work: not timed
-            n += 1
-            began = time.perf_counter()
-            store.write(decode(body))
-            busy += time.perf_counter() - began
-            sent += payload.span_count
-        return sent / busy
 
 
 @contextlib.contextmanager

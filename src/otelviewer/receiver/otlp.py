@@ -213,7 +213,6 @@ MAX_CACHED_ATTRIBUTES = 16_384
 MAX_CACHED_ATTRIBUTE_BYTES = 128
 _cached_fragment = _FRAGMENTS.__getitem__
 _encode_string = json.encoder.encode_basestring_ascii  # json_text's own, for one string
-_KEY_VALUE = common_pb2.KeyValue.FromString
 
 
 def _key_value(encoded: bytes) -> tuple[str, AttrValue]:
@@ -226,18 +225,15 @@ def _json_fragment(encoded: bytes) -> str:
     """Return ``"key":value`` in ``json_text``'s encoding for one encoded ``KeyValue``."""
     fragment = _FRAGMENTS.get(encoded)
     if fragment is None:
-        try:
-            kv = _KEY_VALUE(encoded)
-        except ProtobufDecodeError:
-            kv = _parse_repairing_utf8(common_pb2.KeyValue, encoded)
+        kv = _parse_repairing_utf8(common_pb2.KeyValue, encoded)
         value = kv.value
-        if text := value.string_value:  # most are; then ints, as in _attributes
-            fragment = f"{_encode_string(kv.key)}:{_encode_string(text)}"
+        if string := value.string_value:  # most are
+            text = _encode_string(string)
         else:
             decoded = _any_value(value)
             # (json_text for a lone int is str() with a much longer way round)
             text = str(decoded) if type(decoded) is int else json_text(decoded)
-            fragment = f"{_encode_string(kv.key)}:{text}"
+        fragment = f"{_encode_string(kv.key)}:{text}"
         if len(encoded) <= MAX_CACHED_ATTRIBUTE_BYTES:
             if len(_FRAGMENTS) >= MAX_CACHED_ATTRIBUTES:
                 _FRAGMENTS.clear()
@@ -554,6 +550,9 @@ def _copy_file(
     pool.Add(proto)
 
 
+_SPAN = trace_pb2.Span.DESCRIPTOR.full_name
+
+
 def _with_encoded_attributes(request: type[Message]) -> type[Message]:
     """Return a twin of a trace ``request`` in which ``Span.attributes`` is ``repeated bytes``.
 
@@ -578,8 +577,6 @@ def _with_encoded_attributes(request: type[Message]) -> type[Message]:
         raise RuntimeError(f"{_SPAN}.attributes not found in {request.DESCRIPTOR.file.name}")
     return message_factory.GetMessageClass(pool.FindMessageTypeByName(request.DESCRIPTOR.full_name))
 
-
-_SPAN = trace_pb2.Span.DESCRIPTOR.full_name
 
 TRACES = Signal(
     name="traces",

@@ -35,8 +35,8 @@ How it keeps the contract in ``contract.py``:
 Speed, measured roughly on a busy 2-core machine (``make bench``,
 docs/benchmarks.md): decode + write about 40,000 spans/s in one thread
 (512-span requests, 10 attributes each, attribute values seen before), most of
-it in ``commit`` (SQLite, 15-20 µs a span); at 1,000,000 spans a trace by id takes a few
-milliseconds, a service or tag search a few to tens of milliseconds.
+it in ``commit`` (SQLite, 15-20 µs a span); at 1,000,000 spans a trace by id
+takes a few milliseconds, a service or tag search a few to tens of milliseconds.
 
 All SQL is in ``otelviewer.store.sql``.
 """
